@@ -1,0 +1,123 @@
+//! `nsjail-helper explain USER`: which policy applies and what the set
+//! would look like, computed by the same code a login uses.
+
+use std::path::Path;
+
+use super::{Args, CliResult, DEFAULT_SERVICE};
+use crate::idmap;
+use crate::policy::Share;
+use crate::registry::{Registry, DEFAULT_ROOT};
+use crate::session;
+
+const HELP: &str = "\
+usage: nsjail-helper explain USER [--service NAME] [--config PATH]
+
+Show which policy applies to USER for service NAME (default sshd) and why,
+then what their namespace set gets: namespaces, the exact uid_map and
+gid_map lines, the mounts, share and on_logout, and whether a set is live.";
+
+pub fn main(args: &[String]) -> CliResult {
+    let args = Args::parse(args, &["--config", "--service"], &[])?;
+    if args.help {
+        println!("{HELP}");
+        return Ok(0);
+    }
+    let name = args.one_user()?;
+    let config = super::load_config(&args.config_path())?;
+    let user = super::lookup_user(name)?;
+    let service = args.option("--service").unwrap_or(DEFAULT_SERVICE);
+    let decision = config.decide(&user, service);
+
+    let groups: Vec<String> = user
+        .groups
+        .iter()
+        .map(|g| {
+            let name = g.name.clone().unwrap_or_else(|| "?".into());
+            if g.primary {
+                format!("{name}({}, primary)", g.gid)
+            } else {
+                format!("{name}({})", g.gid)
+            }
+        })
+        .collect();
+    println!(
+        "user:        {} (uid {}, gid {})",
+        user.name, user.uid, user.gid
+    );
+    println!("groups:      {}", groups.join(" "));
+    println!("service:     {service}");
+    println!("policy:      {} ({})", decision.policy, decision.reason);
+    let Some(settings) = decision.settings.as_ref() else {
+        println!("action:      not isolated: logins run in the host namespaces");
+        return Ok(0);
+    };
+    println!("action:      isolate");
+    let ns: Vec<&str> = settings.namespaces.iter().map(|n| n.as_str()).collect();
+    println!("namespaces:  {}", ns.join(" "));
+    let share = match settings.share {
+        Share::User => format!("user (all of {}'s logins share one set)", user.name),
+        Share::Session => "session (each login gets its own set)".to_owned(),
+    };
+    println!("share:       {share}");
+    println!("on_logout:   {}", settings.on_logout.as_str());
+    println!(
+        "propagation: {} (/ is made r{} before any private mount)",
+        settings.propagation.as_str(),
+        settings.propagation.as_str()
+    );
+    let size = settings
+        .tmp_size
+        .as_deref()
+        .map(|s| format!(",size={s}"))
+        .unwrap_or_default();
+    println!("mounts:");
+    for dir in &settings.private_tmp {
+        println!(
+            "  tmpfs on {} (nosuid,nodev,mode=1777{size}), private to the set",
+            dir.display()
+        );
+    }
+    println!("  proc on /proc (nosuid,nodev,noexec) for the set's pid namespace");
+    println!("  mqueue on /dev/mqueue if present, for the set's ipc namespace");
+    println!("  all locked: they cannot be unmounted from inside");
+    match session::plan(&user, settings, Path::new("/etc")) {
+        Ok(plan) => {
+            let range = |r: Option<crate::subid::SubRange>| {
+                r.map_or(
+                    "none (only the user's own ids are mapped)".to_owned(),
+                    |r| format!("{}+{}", r.start, r.count),
+                )
+            };
+            println!("subuid:      {}", range(plan.subuid));
+            println!("subgid:      {}", range(plan.subgid));
+            println!("uid_map:");
+            print!("{}", indent(&idmap::render(&plan.spec.uid_map)));
+            println!("gid_map:");
+            print!("{}", indent(&idmap::render(&plan.spec.gid_map)));
+            for w in &plan.warnings {
+                println!("warning:     {w}");
+            }
+        }
+        Err(e) => {
+            println!("error:       {e}");
+            println!("             a login of {} would be refused", user.name);
+        }
+    }
+    if let Ok(Some(reg)) = Registry::open_existing(Path::new(DEFAULT_ROOT)) {
+        for rec in reg.sets_of(user.uid) {
+            if reg.attach(&rec).is_some() {
+                println!(
+                    "live set:    {} (holder pid {}, {} session(s))",
+                    rec.key,
+                    rec.holder.pid,
+                    rec.sessions.len()
+                );
+            }
+        }
+    }
+    Ok(0)
+}
+
+fn indent(text: &str) -> String {
+    text.lines().map(|l| format!("  {l}\n")).collect()
+}

@@ -1,0 +1,429 @@
+//! The root-only registry of live namespace sets under `/run/pam_nsjail`.
+//!
+//! Layout (directory mode 0700, root-owned, checked on every open):
+//!   `locks/UID`   empty files, `flock`ed while a user's sets change; the
+//!                 kernel drops the lock when its holder dies, so a crashed
+//!                 login can never leave a stale lock behind
+//!   `sets/KEY`    one small text record per set (`u1001` for a user's
+//!                 shared set, `s1001.PID` for a per-session set)
+//!
+//! A record names its holder by pid *and* start time *and* user-namespace
+//! inode; `attach` opens a pidfd first and verifies all three afterwards,
+//! so a reused pid is never joined.
+
+use std::fmt::Write as _;
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::os::fd::AsFd;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{Flock, FlockArg};
+
+use crate::nsset::Holder;
+use crate::procfs::{self, ProcId};
+use crate::sys;
+
+pub const DEFAULT_ROOT: &str = "/run/pam_nsjail";
+
+/// One open session of a set: the process that opened it (sshd's monitor,
+/// `nsjail-helper run`, pamtester) and must close it.
+pub type SessionRef = ProcId;
+
+/// A registered namespace set.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SetRecord {
+    pub key: String,
+    pub user: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub policy: String,
+    pub share: String,
+    pub on_logout: String,
+    pub holder: ProcId,
+    pub userns: u64,
+    pub uts: bool,
+    pub net: bool,
+    pub created: u64,
+    pub sessions: Vec<SessionRef>,
+}
+
+impl SetRecord {
+    fn render(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "user={}", self.user);
+        let _ = writeln!(s, "uid={}", self.uid);
+        let _ = writeln!(s, "gid={}", self.gid);
+        let _ = writeln!(s, "policy={}", self.policy);
+        let _ = writeln!(s, "share={}", self.share);
+        let _ = writeln!(s, "on_logout={}", self.on_logout);
+        let _ = writeln!(s, "holder={}:{}", self.holder.pid, self.holder.start);
+        let _ = writeln!(s, "userns={}", self.userns);
+        let _ = writeln!(s, "uts={}", self.uts);
+        let _ = writeln!(s, "net={}", self.net);
+        let _ = writeln!(s, "created={}", self.created);
+        for sess in &self.sessions {
+            let _ = writeln!(s, "session={}:{}", sess.pid, sess.start);
+        }
+        s
+    }
+
+    fn parse(key: &str, text: &str) -> Option<SetRecord> {
+        let mut rec = SetRecord {
+            key: key.to_owned(),
+            user: String::new(),
+            uid: 0,
+            gid: 0,
+            policy: String::new(),
+            share: String::new(),
+            on_logout: String::new(),
+            holder: ProcId { pid: 0, start: 0 },
+            userns: 0,
+            uts: false,
+            net: false,
+            created: 0,
+            sessions: Vec::new(),
+        };
+        let proc_id = |v: &str| {
+            let (p, s) = v.split_once(':')?;
+            Some(ProcId {
+                pid: p.parse().ok()?,
+                start: s.parse().ok()?,
+            })
+        };
+        for line in text.lines() {
+            let (k, v) = line.split_once('=')?;
+            match k {
+                "user" => rec.user = v.to_owned(),
+                "uid" => rec.uid = v.parse().ok()?,
+                "gid" => rec.gid = v.parse().ok()?,
+                "policy" => rec.policy = v.to_owned(),
+                "share" => rec.share = v.to_owned(),
+                "on_logout" => rec.on_logout = v.to_owned(),
+                "holder" => rec.holder = proc_id(v)?,
+                "userns" => rec.userns = v.parse().ok()?,
+                "uts" => rec.uts = v == "true",
+                "net" => rec.net = v == "true",
+                "created" => rec.created = v.parse().ok()?,
+                "session" => rec.sessions.push(proc_id(v)?),
+                _ => return None,
+            }
+        }
+        (rec.holder.pid > 0 && !rec.user.is_empty()).then_some(rec)
+    }
+
+    /// The `setns` flags for joining this set.
+    pub fn join_flags(&self) -> libc::c_int {
+        crate::nsset::join_flags(self.uts, self.net)
+    }
+}
+
+/// Handle on the registry directory.
+pub struct Registry {
+    root: PathBuf,
+    proc_root: PathBuf,
+}
+
+/// Held while a user's sets are examined or changed.
+pub struct UserLock {
+    _lock: Flock<File>,
+}
+
+fn check_private_dir(path: &Path) -> io::Result<()> {
+    let meta = fs::symlink_metadata(path)?;
+    if !meta.is_dir() || meta.uid() != 0 || meta.mode() & 0o077 != 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "{} must be a root-owned directory with mode 0700 (found uid {} mode {:o})",
+                path.display(),
+                meta.uid(),
+                meta.mode() & 0o7777
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn ensure_private_dir(path: &Path) -> io::Result<()> {
+    match fs::DirBuilder::new().mode(0o700).create(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => {
+            return Err(io::Error::new(
+                e.kind(),
+                format!("create {}: {e}", path.display()),
+            ))
+        }
+    }
+    check_private_dir(path)
+}
+
+impl Registry {
+    /// Opens (creating if needed) the registry at `root`.
+    pub fn open(root: &Path) -> io::Result<Registry> {
+        Self::open_with_proc(root, Path::new("/proc"))
+    }
+
+    pub fn open_with_proc(root: &Path, proc_root: &Path) -> io::Result<Registry> {
+        ensure_private_dir(root)?;
+        ensure_private_dir(&root.join("locks"))?;
+        ensure_private_dir(&root.join("sets"))?;
+        Ok(Registry {
+            root: root.to_owned(),
+            proc_root: proc_root.to_owned(),
+        })
+    }
+
+    /// Opens an existing registry for reading; `None` if there is none.
+    pub fn open_existing(root: &Path) -> io::Result<Option<Registry>> {
+        match fs::symlink_metadata(root) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            _ => Self::open(root).map(Some),
+        }
+    }
+
+    pub fn proc_root(&self) -> &Path {
+        &self.proc_root
+    }
+
+    /// Takes the per-user lock (blocking).
+    pub fn lock_user(&self, uid: u32) -> io::Result<UserLock> {
+        let path = self.root.join("locks").join(uid.to_string());
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&path)
+            .map_err(|e| io::Error::new(e.kind(), format!("open lock {}: {e}", path.display())))?;
+        let lock = Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, e)| {
+            io::Error::new(
+                io::Error::from(e).kind(),
+                format!("lock {}: {e}", path.display()),
+            )
+        })?;
+        Ok(UserLock { _lock: lock })
+    }
+
+    fn set_path(&self, key: &str) -> PathBuf {
+        self.root.join("sets").join(key)
+    }
+
+    pub fn read(&self, key: &str) -> io::Result<Option<SetRecord>> {
+        let mut text = String::new();
+        match fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(self.set_path(key))
+        {
+            Ok(mut f) => f.read_to_string(&mut text)?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        Ok(SetRecord::parse(key, &text))
+    }
+
+    /// Writes a record atomically (temporary file, fsync-free rename: the
+    /// registry lives on tmpfs and dies with the machine anyway).
+    pub fn write(&self, rec: &SetRecord) -> io::Result<()> {
+        let tmp = self.root.join("sets").join(format!(".{}.tmp", rec.key));
+        let _ = fs::remove_file(&tmp);
+        let mut f = fs::OpenOptions::new()
+            .create_new(true)
+            .write(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&tmp)?;
+        f.write_all(rec.render().as_bytes())?;
+        drop(f);
+        fs::rename(&tmp, self.set_path(&rec.key))
+    }
+
+    pub fn remove(&self, key: &str) -> io::Result<()> {
+        match fs::remove_file(self.set_path(key)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// Every record (unparseable ones are skipped).
+    pub fn all(&self) -> Vec<SetRecord> {
+        let Ok(dir) = fs::read_dir(self.root.join("sets")) else {
+            return Vec::new();
+        };
+        let mut keys: Vec<String> = dir
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|k| !k.starts_with('.'))
+            .collect();
+        keys.sort();
+        keys.iter()
+            .filter_map(|k| self.read(k).ok().flatten())
+            .collect()
+    }
+
+    /// Keys of the records belonging to `uid`.
+    pub fn sets_of(&self, uid: u32) -> Vec<SetRecord> {
+        self.all().into_iter().filter(|r| r.uid == uid).collect()
+    }
+
+    /// Opens a pidfd on the record's holder and verifies it is still the
+    /// same process: same start time, same user namespace, not exited.
+    pub fn attach(&self, rec: &SetRecord) -> Option<Holder> {
+        let pidfd = sys::pidfd_open(rec.holder.pid).ok()?;
+        // The pidfd pins whatever process had the pid when it was opened;
+        // checking the identity *after* opening closes the reuse race.
+        if !procfs::is_alive(&self.proc_root, rec.holder) {
+            return None;
+        }
+        if procfs::ns_inode(&self.proc_root, rec.holder.pid, "user").ok()? != rec.userns {
+            return None;
+        }
+        if sys::pidfd_exited(pidfd.as_fd(), 0).unwrap_or(true) {
+            return None;
+        }
+        Some(Holder {
+            id: rec.holder,
+            pidfd,
+            userns: rec.userns,
+        })
+    }
+
+    /// Drops sessions whose opener has died.
+    pub fn prune_sessions(&self, rec: &mut SetRecord) {
+        rec.sessions
+            .retain(|s| procfs::is_alive(&self.proc_root, *s));
+    }
+}
+
+/// Kills a set's holder (pid 1 of its pid namespace: the kernel then kills
+/// every process in it) and waits up to `wait_ms` for all of them to exit.
+pub fn kill_holder(holder: &Holder, wait_ms: i32) -> io::Result<()> {
+    sys::pidfd_send_signal(holder.pidfd.as_fd(), libc::SIGKILL)?;
+    // pid 1 of a pid namespace exits only after every other member is gone,
+    // so its pidfd turning readable means the whole set is dead.
+    sys::pidfd_exited(holder.pidfd.as_fd(), wait_ms)?;
+    Ok(())
+}
+
+pub fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> SetRecord {
+        SetRecord {
+            key: "u1001".into(),
+            user: "alice".into(),
+            uid: 1001,
+            gid: 1002,
+            policy: "students".into(),
+            share: "user".into(),
+            on_logout: "kill".into(),
+            holder: ProcId {
+                pid: 42,
+                start: 777,
+            },
+            userns: 4026532000,
+            uts: false,
+            net: true,
+            created: 1700000000,
+            sessions: vec![ProcId { pid: 7, start: 8 }, ProcId { pid: 9, start: 10 }],
+        }
+    }
+
+    #[test]
+    fn record_round_trips() {
+        let rec = sample();
+        assert_eq!(SetRecord::parse("u1001", &rec.render()), Some(rec));
+    }
+
+    #[test]
+    fn corrupt_records_are_rejected() {
+        assert_eq!(SetRecord::parse("u1", "user=alice\nholder=x:1\n"), None);
+        assert_eq!(SetRecord::parse("u1", "bogus=1\n"), None);
+        assert_eq!(SetRecord::parse("u1", ""), None);
+    }
+
+    fn temp_root(tag: &str) -> PathBuf {
+        std::env::temp_dir().join(format!("nsjail-reg-{tag}-{}", std::process::id()))
+    }
+
+    #[test]
+    fn registry_stores_and_verifies_records() {
+        if sys::geteuid() != 0 {
+            eprintln!("skipped: the registry must be root-owned");
+            return;
+        }
+        let root = temp_root("store");
+        let reg = Registry::open(&root).expect("open");
+        let mut rec = sample();
+        // A record naming a process that is not its holder is never attached.
+        rec.holder = procfs::proc_id(Path::new("/proc"), sys::getpid()).expect("self");
+        rec.userns = 1; // wrong namespace inode
+        reg.write(&rec).expect("write");
+        assert_eq!(reg.read("u1001").expect("read"), Some(rec.clone()));
+        assert!(reg.attach(&rec).is_none(), "wrong userns must not attach");
+        rec.userns = procfs::ns_inode(Path::new("/proc"), rec.holder.pid, "user").expect("ns");
+        assert!(
+            reg.attach(&rec).is_some(),
+            "the live, matching process attaches"
+        );
+        rec.holder.start += 1;
+        assert!(
+            reg.attach(&rec).is_none(),
+            "a reused pid (other start time) must not attach"
+        );
+        assert_eq!(reg.sets_of(1001).len(), 1);
+        reg.remove("u1001").expect("remove");
+        assert_eq!(reg.read("u1001").expect("read"), None);
+        let _lock = reg.lock_user(1001).expect("lock");
+        fs::remove_dir_all(&root).expect("cleanup");
+    }
+
+    #[test]
+    fn registry_refuses_an_open_directory() {
+        if sys::geteuid() != 0 {
+            return;
+        }
+        let root = temp_root("perm");
+        fs::create_dir_all(&root).expect("mkdir");
+        fs::set_permissions(&root, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .expect("chmod");
+        let err = Registry::open(&root)
+            .err()
+            .expect("must refuse a 0755 registry");
+        assert!(err.to_string().contains("mode 0700"), "{err}");
+        fs::remove_dir_all(&root).expect("cleanup");
+    }
+
+    #[test]
+    fn dead_sessions_are_pruned() {
+        let reg = Registry {
+            root: PathBuf::from("/nonexistent"),
+            proc_root: PathBuf::from("/proc"),
+        };
+        let me = procfs::proc_id(Path::new("/proc"), sys::getpid()).expect("self");
+        let mut rec = sample();
+        rec.sessions = vec![
+            me,
+            ProcId {
+                pid: me.pid,
+                start: me.start + 1,
+            },
+            ProcId {
+                pid: i32::MAX,
+                start: 1,
+            },
+        ];
+        reg.prune_sessions(&mut rec);
+        assert_eq!(rec.sessions, vec![me]);
+    }
+}

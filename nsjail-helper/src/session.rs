@@ -1,0 +1,239 @@
+//! Opening and closing sessions: the logic both the PAM module and
+//! `nsjail-helper run` go through, so a `run` behaves exactly like a login.
+
+use std::fmt;
+use std::io;
+use std::path::Path;
+
+use crate::idmap;
+use crate::nsset::{self, Holder, SetError, SetSpec};
+use crate::policy::{OnLogout, Settings, Share, SubidMode};
+use crate::procfs::ProcId;
+use crate::registry::{self, Registry, SetRecord};
+use crate::subid::{self, SubRange};
+use crate::user::{self, UserInfo};
+
+/// How long `close` waits for a killed set's processes to be gone.
+const TEARDOWN_WAIT_MS: i32 = 2000;
+
+/// A failure to place a session, naming the step.
+#[derive(Debug)]
+pub enum SessionError {
+    /// Sub-id range missing or unusable; the message names file and user.
+    Subid(String),
+    /// The id maps could not be built.
+    Map(String),
+    /// The registry under /run/pam_nsjail could not be used.
+    Registry(io::Error),
+    /// The helper could not create the set.
+    Create(SetError),
+}
+
+impl fmt::Display for SessionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SessionError::Subid(m) => write!(f, "sub-id range: {m}"),
+            SessionError::Map(m) => write!(f, "id map: {m}"),
+            SessionError::Registry(e) => write!(f, "registry {}: {e}", registry::DEFAULT_ROOT),
+            SessionError::Create(e) => write!(f, "create namespace set: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for SessionError {}
+
+impl From<io::Error> for SessionError {
+    fn from(e: io::Error) -> Self {
+        SessionError::Registry(e)
+    }
+}
+
+/// What a new set for `user` would look like under `settings`.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub spec: SetSpec,
+    pub subuid: Option<SubRange>,
+    pub subgid: Option<SubRange>,
+    pub warnings: Vec<String>,
+}
+
+/// Computes the id maps and mounts for `user` (reads `etc/subuid` and
+/// `etc/subgid`; `etc` is injectable for tests).
+pub fn plan(user: &UserInfo, settings: &Settings, etc: &Path) -> Result<Plan, SessionError> {
+    let mut gids = user.all_gids();
+    if let Some(tty) = user::tty_gid() {
+        gids.push(tty);
+    }
+    gids.sort_unstable();
+    gids.dedup();
+    let uids = [user.uid];
+    let mut warnings = Vec::new();
+    let mut range = |which: subid::Which, own: &[u32]| -> Result<Option<SubRange>, SessionError> {
+        let (found, warns) = subid::lookup(etc, which, &user.name, user.uid, own)
+            .map_err(|e| SessionError::Subid(e.to_string()))?;
+        warnings.extend(warns);
+        match (found, settings.subids) {
+            (None, SubidMode::Required) => Err(SessionError::Subid(
+                subid::SubidError::missing(&etc.join(which.file_name()), &user.name).to_string(),
+            )),
+            (found, _) => Ok(found),
+        }
+    };
+    let subuid = range(subid::Which::Uid, &uids)?;
+    let subgid = range(subid::Which::Gid, &gids)?;
+    let uid_map = idmap::build(&uids, subuid).map_err(|e| SessionError::Map(e.to_string()))?;
+    let gid_map = idmap::build(&gids, subgid).map_err(|e| SessionError::Map(e.to_string()))?;
+    Ok(Plan {
+        spec: SetSpec::new(settings, uid_map, gid_map),
+        subuid,
+        subgid,
+        warnings,
+    })
+}
+
+/// A session placed in a set: the caller joins through `holder.pidfd`.
+#[derive(Debug)]
+pub struct Opened {
+    pub key: String,
+    pub holder: Holder,
+    /// True if this open created the set, false if it joined one.
+    pub created: bool,
+    pub join_flags: libc::c_int,
+}
+
+/// Everything `open` needs about the login.
+pub struct OpenRequest<'a> {
+    pub user: &'a UserInfo,
+    pub policy: &'a str,
+    pub settings: &'a Settings,
+    pub plan: &'a Plan,
+    pub helper: &'a Path,
+    /// The process that will call `close` (sshd's monitor, `run`, …).
+    pub opener: ProcId,
+}
+
+/// Creates or joins the user's set under the per-user lock and records
+/// the session in it.
+pub fn open(reg: &Registry, req: &OpenRequest<'_>) -> Result<Opened, SessionError> {
+    let _lock = reg.lock_user(req.user.uid)?;
+    if req.settings.share == Share::User {
+        let key = format!("u{}", req.user.uid);
+        if let Some(mut rec) = reg.read(&key)? {
+            if let Some(holder) = reg.attach(&rec) {
+                reg.prune_sessions(&mut rec);
+                rec.sessions.push(req.opener);
+                reg.write(&rec)?;
+                return Ok(Opened {
+                    key,
+                    join_flags: rec.join_flags(),
+                    holder,
+                    created: false,
+                });
+            }
+            // The holder died or its pid now belongs to someone else: the
+            // record is stale. Never signal a process we could not verify.
+            reg.remove(&key)?;
+        }
+    }
+    let holder =
+        nsset::spawn(req.helper, &req.plan.spec, reg.proc_root()).map_err(SessionError::Create)?;
+    let key = match req.settings.share {
+        Share::User => format!("u{}", req.user.uid),
+        Share::Session => format!("s{}.{}", req.user.uid, holder.id.pid),
+    };
+    let rec = SetRecord {
+        key: key.clone(),
+        user: req.user.name.clone(),
+        uid: req.user.uid,
+        gid: req.user.gid,
+        policy: req.policy.to_owned(),
+        share: req.settings.share.as_str().to_owned(),
+        on_logout: req.settings.on_logout.as_str().to_owned(),
+        holder: holder.id,
+        userns: holder.userns,
+        uts: req.plan.spec.uts,
+        net: req.plan.spec.net,
+        created: registry::now_secs(),
+        sessions: vec![req.opener],
+    };
+    if let Err(e) = reg.write(&rec) {
+        // An unregistered set would be unreachable: end it now.
+        let _ = registry::kill_holder(&holder, TEARDOWN_WAIT_MS);
+        return Err(e.into());
+    }
+    Ok(Opened {
+        key,
+        join_flags: rec.join_flags(),
+        holder,
+        created: true,
+    })
+}
+
+/// What `close` did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Closed {
+    /// Other sessions (or `on_logout = "linger"`) keep the set alive.
+    Kept { sessions: usize },
+    /// The last session left and the set was killed.
+    Ended,
+    /// The set was already gone.
+    Gone,
+}
+
+/// Removes `opener`'s session from set `key`; with `on_logout = "kill"`
+/// the last session out kills the set and removes its record.
+pub fn close(reg: &Registry, uid: u32, key: &str, opener_pid: i32) -> Result<Closed, SessionError> {
+    let _lock = reg.lock_user(uid)?;
+    let Some(mut rec) = reg.read(key)? else {
+        return Ok(Closed::Gone);
+    };
+    let Some(holder) = reg.attach(&rec) else {
+        reg.remove(key)?;
+        return Ok(Closed::Gone);
+    };
+    if let Some(i) = rec.sessions.iter().position(|s| s.pid == opener_pid) {
+        rec.sessions.remove(i);
+    }
+    reg.prune_sessions(&mut rec);
+    if rec.sessions.is_empty() && rec.on_logout == OnLogout::Kill.as_str() {
+        registry::kill_holder(&holder, TEARDOWN_WAIT_MS)?;
+        reg.remove(key)?;
+        return Ok(Closed::Ended);
+    }
+    reg.write(&rec)?;
+    Ok(Closed::Kept {
+        sessions: rec.sessions.len(),
+    })
+}
+
+/// Kills every set of `uid`; returns the keys it ended.
+pub fn stop_user(reg: &Registry, uid: u32) -> Result<Vec<String>, SessionError> {
+    let _lock = reg.lock_user(uid)?;
+    let mut ended = Vec::new();
+    for rec in reg.sets_of(uid) {
+        if let Some(holder) = reg.attach(&rec) {
+            registry::kill_holder(&holder, TEARDOWN_WAIT_MS)?;
+        }
+        reg.remove(&rec.key)?;
+        ended.push(rec.key);
+    }
+    Ok(ended)
+}
+
+/// One syslog line per decision, in the format admins grep for.
+pub fn decision_line(
+    user: &str,
+    service: &str,
+    policy: &str,
+    action: &str,
+    set: &str,
+    detail: &str,
+) -> String {
+    let mut line =
+        format!("user={user} service={service} policy={policy} action={action} set={set}");
+    if !detail.is_empty() {
+        line.push(' ');
+        line.push_str(detail);
+    }
+    line
+}
