@@ -1,0 +1,90 @@
+#!/bin/bash
+# Misconfiguration and failure: a login is isolated, or refused, never
+# silently let in unconfined (unless the admin chose on_error=allow).
+source "$(dirname "$0")/../lib/sandbox.sh"
+sandbox_enter "$@"
+
+host_user_ns=$(readlink /proc/self/ns/user)
+include=$(cat /etc/pam.d/nsjail)
+set_include() { printf '%s\n' "$1" >/etc/pam.d/nsjail; }
+refused() { ! ssh_as "$1" 'echo IN' 2>/dev/null | grep -q IN; }
+# PRI of a LOG_ERR line in facility authpriv (10): 10*8+3.
+ERR_PRI='^<83>'
+
+# ---- pamtester -----------------------------------------------------------------------
+check "pamtester: open_session/close_session succeed with a valid policy" \
+    pamtester -v sshd alice open_session close_session
+check "pamtester: the set was created and released" log_has "user=alice service=sshd policy=students action=isolated .*note=\"pamtester"
+check "pamtester: nothing is left after close_session" sh -c '[ -z "$(ls /run/pam_nsjail/sets)" ] && ! pgrep -x nsjail-holder'
+check "pamtester: root is never isolated" pamtester sshd root open_session close_session
+check "pamtester: an exempt user passes" pamtester sshd carol open_session close_session
+
+# ---- broken policy ---------------------------------------------------------------------
+set_policy '[[policy]]
+name = "students"
+groups = ["students"'
+check "pamtester: open_session fails with a broken policy" sh -c '! pamtester sshd alice open_session close_session'
+log_clear
+check "broken policy: alice's ssh login is refused" refused alice
+check "broken policy: the log says why (path:line:col), at LOG_ERR" \
+    log_has "$ERR_PRI.*user=alice .*action=refused .*policy /etc/security/pam_nsjail.toml is invalid: /etc/security/pam_nsjail.toml:4:1: .*on_error=deny"
+check_eq "broken policy: carol, exempt under the last valid policy, still gets in" IN "$(ssh_as carol 'echo IN' 2>&1)"
+check "broken policy: carol's admission is logged at LOG_ERR" log_has "$ERR_PRI.*user=carol .*action=exempt .*exempt under the last valid policy"
+
+set_include "${include/session  required   pam_nsjail.so/session  required   pam_nsjail.so on_error=allow}"
+log_clear
+check_eq "on_error=allow: alice gets in unconfined (host user namespace)" "$host_user_ns" "$(ssh_as alice 'readlink /proc/self/ns/user' 2>&1)"
+check "on_error=allow: a LOG_ERR line says so" log_has "$ERR_PRI.*user=alice .*action=unconfined .*on_error=allow"
+set_include "$include"
+set_policy "$(test_policy)"
+
+# ---- world-writable policy is a broken policy ----------------------------------------------
+chmod 666 /etc/security/pam_nsjail.toml
+log_clear
+check "world-writable policy: alice is refused" refused alice
+check "world-writable policy: logged" log_has "action=refused .*refusing policy: file is world-writable"
+set_policy "$(test_policy)"
+
+# ---- helper missing ------------------------------------------------------------------------
+set_include "${include/session  required   pam_nsjail.so/session  required   pam_nsjail.so helper=/nonexistent/nsjail-helper}"
+log_clear
+check "helper missing: alice is refused" refused alice
+check "helper missing: the log names the helper and the step" log_has "$ERR_PRI.*user=alice .*action=refused .*check helper /nonexistent/nsjail-helper"
+set_include "$include"
+
+# ---- auth line missing ----------------------------------------------------------------------
+set_include "$(printf '%s\n' "$include" | grep -v '^auth')"
+log_clear
+check "auth line missing: alice is refused" refused alice
+check "auth line missing: the log names the missing line" log_has "$ERR_PRI.*user=alice .*action=refused .*'auth optional pam_nsjail.so' is missing"
+check_eq "auth line missing: exempt carol still gets in" IN "$(ssh_as carol 'echo IN' 2>&1)"
+set_include "$include"
+
+# ---- unknown module argument ------------------------------------------------------------------
+set_include "${include/session  required   pam_nsjail.so/session  required   pam_nsjail.so frobnicate}"
+log_clear
+check_ne "unknown argument: the login still works, isolated" "$host_user_ns" "$(ssh_as alice 'readlink /proc/self/ns/user' 2>&1)"
+check "unknown argument: logged at LOG_ERR" log_has "$ERR_PRI.*unknown or malformed module argument 'frobnicate'"
+set_include "$include"
+
+# ---- missing sub-id range -------------------------------------------------------------------------
+cp /etc/subuid /run/nsjail-test/subuid.save
+sed -i '/^alice:/d' /etc/subuid
+log_clear
+check "no sub-id range (subids=required): alice is refused" refused alice
+check "no sub-id range: the log names /etc/subuid and alice" log_has "action=refused .*/etc/subuid: no subordinate id range for user alice"
+set_policy "$(test_policy | sed 's/on_logout = "kill"/on_logout = "kill"\nsubids = "optional"/')"
+check_eq "subids=optional: alice gets in with only her own ids mapped" "$(id -u alice) $(id -u alice) 1" \
+    "$(ssh_as alice 'tr -s " " </proc/self/uid_map | sed "s/^ //"' 2>&1)"
+cp /run/nsjail-test/subuid.save /etc/subuid
+set_policy "$(test_policy)"
+
+# ---- other PAM applications never let an isolated user in unconfined ----------------------------
+printf '%s\n' 'auth sufficient pam_rootok.so' '@include common-account' '@include common-session' '@include nsjail' >/etc/pam.d/su
+log_clear
+check "su - alice (service includes nsjail) is refused: su cannot isolate" sh -c '! su - alice -c "echo IN" 2>/dev/null | grep -q IN'
+check "su refusal is logged with the reason" log_has "user=alice service=su(-l)? .*action=refused .*only sshd is supported"
+check_eq "su - carol (exempt) works" IN "$(su - carol -c 'echo IN' 2>&1)"
+
+check "nothing is left behind" sh -c '[ -z "$(ls /run/pam_nsjail/sets)" ] && ! pgrep -x nsjail-holder'
+done_testing

@@ -1,0 +1,229 @@
+# shellcheck shell=bash
+# Hermetic sandbox for end-to-end tests (DESIGN §5). Source it, then call
+# `sandbox_enter "$@"` first thing: the script re-runs itself as pid 1 of a
+# private mount+pid namespace where /etc and /usr are overlays (upper dirs
+# under /var/tmp, removed afterwards), /home, /run and /tmp are tmpfs and
+# /dev is an overlay holding a syslog socket at /dev/log. Users, sshd and
+# every namespace set die with the sandbox; nothing reaches the host.
+
+REPO=${REPO:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+SSH_PORT=${SSH_PORT:-2222}
+SB_LOG=/run/nsjail-test/syslog.txt
+SB_KEY=/run/nsjail-test/id_ed25519
+TAP_N=0
+TAP_FAILED=0
+
+sandbox_enter() {
+    if [ -n "${NSJAIL_SANDBOX:-}" ]; then
+        sandbox_setup
+        return
+    fi
+    if [ "$(id -u)" != 0 ]; then
+        echo "not ok 1 - must run as root (the sandbox needs namespaces and overlays)"
+        exit 1
+    fi
+    local dir rc
+    dir=$(mktemp -d /var/tmp/nsjail-test.XXXXXX)
+    NSJAIL_SANDBOX=1 SB_DIR=$dir unshare --mount --pid --fork --mount-proc --propagation private \
+        -- bash "$0" "$@"
+    rc=$?
+    rm -rf "$dir"
+    exit $rc
+}
+
+# Runs inside the sandbox (as its pid 1's script).
+sandbox_setup() {
+    set -u
+    local d=$SB_DIR x
+    for x in etc usr dev; do
+        mkdir -p "$d/$x.up" "$d/$x.work"
+    done
+    mount -t overlay overlay -o "lowerdir=/etc,upperdir=$d/etc.up,workdir=$d/etc.work" /etc
+    mount -t overlay overlay -o "lowerdir=/usr,upperdir=$d/usr.up,workdir=$d/usr.work" /usr
+    mount -t tmpfs -o mode=755 tmpfs /home
+    mount -t tmpfs -o mode=755 tmpfs /run
+    mount -t tmpfs -o mode=1777 tmpfs /tmp
+    # /dev: an overlay so /dev/log can be created without touching the
+    # host's devtmpfs; the pts and shm mounts are bound back in.
+    mkdir -p "$d/devsave"
+    mount --rbind /dev "$d/devsave"
+    mount -t overlay overlay -o "lowerdir=/dev,upperdir=$d/dev.up,workdir=$d/dev.work" /dev
+    mount --rbind "$d/devsave/pts" /dev/pts
+    mount --rbind "$d/devsave/shm" /dev/shm
+    [ -d "$d/devsave/mqueue" ] && mount --rbind "$d/devsave/mqueue" /dev/mqueue 2>/dev/null
+    mkdir -p /run/sshd /run/nsjail-test
+    chmod 755 /run/sshd
+    install -m664 -o root -g utmp /dev/null /run/utmp
+    python3 "$REPO/tests/lib/syslog_listener.py" /dev/log "$SB_LOG" &
+    SB_SYSLOG_PID=$!
+    for _ in $(seq 50); do [ -S /dev/log ] && break; sleep 0.02; done
+    trap sandbox_teardown EXIT
+
+    sandbox_install
+    groupadd students
+    groupadd admins
+    useradd -m -s /bin/bash -G students alice
+    useradd -m -s /bin/bash -G students bob
+    useradd -m -s /bin/bash -G admins carol
+    ssh-keygen -q -t ed25519 -N '' -f "$SB_KEY"
+    local u
+    for u in alice bob carol; do
+        grep -q "^$u:" /etc/subuid || usermod --add-subuids 300000-365535 "$u"
+        install -d -o "$u" -m700 "/home/$u/.ssh"
+        install -o "$u" -m600 "$SB_KEY.pub" "/home/$u/.ssh/authorized_keys"
+        usermod -p '*' "$u"
+    done
+    set_policy "$(test_policy)"
+    sshd_start
+    set +u
+}
+
+# Installs the built module, helper and PAM include like the package does.
+sandbox_install() {
+    local securedir
+    securedir=$(pkg-config --variable=securedir pam 2>/dev/null || true)
+    [ -n "$securedir" ] || securedir=/usr/lib/x86_64-linux-gnu/security
+    install -m755 "$REPO/target/release/nsjail-helper" /usr/sbin/nsjail-helper
+    install -m644 "$REPO/target/release/libpam_nsjail.so" "$securedir/pam_nsjail.so"
+    install -m644 "$REPO/config/pam.d/nsjail" /etc/pam.d/nsjail
+    mkdir -p /etc/security
+    grep -q '^@include nsjail' /etc/pam.d/sshd || echo '@include nsjail' >>/etc/pam.d/sshd
+}
+
+sandbox_teardown() {
+    sshd_stop
+    [ -n "${SB_SYSLOG_PID:-}" ] && kill "$SB_SYSLOG_PID" 2>/dev/null
+    return 0
+}
+
+test_policy() {
+    cat <<'EOF'
+[defaults]
+isolate = false
+
+[[policy]]
+name = "admins"
+groups = ["admins"]
+isolate = false
+
+[[policy]]
+name = "students"
+groups = ["students"]
+share = "user"
+on_logout = "kill"
+EOF
+}
+
+# set_policy TEXT: installs TEXT as the policy (root-owned, 0644).
+set_policy() {
+    printf '%s\n' "$1" >/etc/security/pam_nsjail.toml
+    chown root:root /etc/security/pam_nsjail.toml
+    chmod 644 /etc/security/pam_nsjail.toml
+}
+
+sshd_start() {
+    ssh-keygen -q -A
+    cat >/run/nsjail-test/sshd_config <<EOF
+Port $SSH_PORT
+ListenAddress 127.0.0.1
+UsePAM yes
+StrictModes no
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PubkeyAuthentication yes
+PidFile /run/nsjail-test/sshd.pid
+Subsystem sftp internal-sftp
+LogLevel VERBOSE
+EOF
+    /usr/sbin/sshd -f /run/nsjail-test/sshd_config -E /run/nsjail-test/sshd.log
+    for _ in $(seq 100); do
+        [ -s /run/nsjail-test/sshd.pid ] && break
+        sleep 0.02
+    done
+}
+
+sshd_stop() {
+    [ -s /run/nsjail-test/sshd.pid ] && kill "$(cat /run/nsjail-test/sshd.pid)" 2>/dev/null
+    rm -f /run/nsjail-test/sshd.pid
+}
+
+SSH_OPTS=(-i "$SB_KEY" -p "$SSH_PORT" -o BatchMode=yes -o StrictHostKeyChecking=no
+    -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o ConnectTimeout=10)
+
+# ssh_as USER CMD...: runs CMD over ssh as USER (no pty).
+ssh_as() {
+    local user=$1
+    shift
+    ssh "${SSH_OPTS[@]}" "$user@127.0.0.1" "$@"
+}
+
+# ---- TAP ------------------------------------------------------------------
+
+ok() {
+    TAP_N=$((TAP_N + 1))
+    echo "ok $TAP_N - $1"
+}
+
+not_ok() {
+    TAP_N=$((TAP_N + 1))
+    TAP_FAILED=$((TAP_FAILED + 1))
+    echo "not ok $TAP_N - $1"
+    shift
+    local line
+    for line in "$@"; do
+        printf '#   %s\n' "$line"
+    done
+}
+
+# check NAME CMD...: passes if CMD exits 0.
+check() {
+    local name=$1 out
+    shift
+    if out=$("$@" 2>&1); then
+        ok "$name"
+    else
+        not_ok "$name" "command: $*" "${out:0:600}"
+    fi
+}
+
+# check_eq NAME EXPECTED ACTUAL
+check_eq() {
+    if [ "$2" = "$3" ]; then
+        ok "$1"
+    else
+        not_ok "$1" "expected: ${2:0:400}" "actual:   ${3:0:400}"
+    fi
+}
+
+# check_ne NAME A B: passes if A and B differ (and B is not empty).
+check_ne() {
+    if [ -n "$3" ] && [ "$2" != "$3" ]; then
+        ok "$1"
+    else
+        not_ok "$1" "both: ${2:0:400}" "and:  ${3:0:400}"
+    fi
+}
+
+# log_has PATTERN: the syslog capture has a line matching PATTERN (ERE).
+log_has() {
+    grep -Eq -- "$1" "$SB_LOG"
+}
+
+log_clear() {
+    : >"$SB_LOG"
+}
+
+# wait_for CMD...: retries CMD for up to 5 s.
+wait_for() {
+    local _
+    for _ in $(seq 100); do
+        "$@" >/dev/null 2>&1 && return 0
+        sleep 0.05
+    done
+    return 1
+}
+
+done_testing() {
+    echo "1..$TAP_N"
+    [ "$TAP_FAILED" = 0 ]
+}

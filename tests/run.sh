@@ -1,0 +1,64 @@
+#!/bin/bash
+# The test suite: formatting and lints, unit tests, then every end-to-end
+# scenario in tests/e2e (each in its own hermetic sandbox with a real sshd,
+# pamtester and throwaway users; nothing touches the host). Run as root:
+#     sudo bash tests/run.sh
+# Ends with "N passed, N failed" and exits non-zero on any failure.
+set -u
+cd "$(dirname "$0")/.."
+passed=0
+failed=0
+step() { # NAME CMD...: one counted step
+    local name=$1
+    shift
+    if "$@"; then
+        passed=$((passed + 1))
+        echo "ok - $name"
+    else
+        failed=$((failed + 1))
+        echo "not ok - $name"
+    fi
+}
+
+if [ "$(id -u)" != 0 ]; then
+    echo "tests/run.sh: must run as root (end-to-end tests use namespaces, sshd and useradd in a sandbox)" >&2
+    exit 1
+fi
+for tool in sshd pamtester ssh unshare python3 pkg-config; do
+    command -v "$tool" >/dev/null || [ -x "/usr/sbin/$tool" ] || {
+        echo "tests/run.sh: $tool is missing: apt-get install openssh-server openssh-client pamtester util-linux python3 pkg-config libpam0g-dev" >&2
+        exit 1
+    }
+done
+
+step "cargo build --release --locked" cargo build --release --locked --quiet
+step "cargo build --examples --locked" cargo build --release --locked --quiet --examples
+step "cargo fmt --check" cargo fmt --all -- --check
+step "cargo clippy -D warnings" cargo clippy --locked --quiet --all-targets -- -D warnings
+step "cargo test (unit tests)" cargo test --workspace --locked --quiet
+
+for script in tests/e2e/*.sh; do
+    echo "# $script"
+    out=$(timeout 600 bash "$script" 2>&1)
+    rc=$?
+    printf '%s\n' "$out" | grep -E '^(ok|not ok|#)' | sed 's/^/    /'
+    p=$(printf '%s\n' "$out" | grep -c '^ok ')
+    f=$(printf '%s\n' "$out" | grep -c '^not ok ')
+    plan=$(printf '%s\n' "$out" | grep -c '^1\.\.')
+    if [ "$rc" != 0 ] && [ "$f" = 0 ]; then
+        # The script died without reporting a failure: count it as one.
+        f=1
+        printf '%s\n' "$out" | tail -20 | sed 's/^/    | /'
+    fi
+    if [ "$plan" = 0 ] && [ "$f" = 0 ]; then
+        f=1
+        echo "    not ok - $script ended without a plan"
+    fi
+    passed=$((passed + p))
+    failed=$((failed + f))
+done
+
+leftover=$(ls -d /var/tmp/nsjail-test.* 2>/dev/null)
+step "no sandbox directory left on the host" test -z "$leftover"
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
