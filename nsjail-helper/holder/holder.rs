@@ -11,6 +11,8 @@ const SYS_RT_SIGPROCMASK: usize = 14;
 const SYS_WAIT4: usize = 61;
 const SYS_EXIT: usize = 60;
 const SYS_RT_SIGTIMEDWAIT: usize = 128;
+const SYS_PRCTL: usize = 157;
+const PR_SET_NAME: usize = 15;
 const SIG_SETMASK: usize = 2;
 const WNOHANG: usize = 1;
 const SIGSET_BYTES: usize = 8;
@@ -38,8 +40,12 @@ fn panic(_: &core::panic::PanicInfo) -> ! {
 #[no_mangle]
 pub extern "C" fn _start() -> ! {
     let all: u64 = !0;
-    // SAFETY: `all` is a valid 8-byte signal set that outlives every call.
+    let name = b"nsjail-holder\0";
+    // SAFETY: `all` is a valid 8-byte signal set and `name` a NUL-terminated
+    // string, both outliving every call.
     unsafe {
+        // Named for ps and pgrep (a memfd exec would show "memfd:...").
+        syscall4(SYS_PRCTL, PR_SET_NAME, name.as_ptr() as usize, 0, 0);
         syscall4(SYS_RT_SIGPROCMASK, SIG_SETMASK, &all as *const u64 as usize, 0, SIGSET_BYTES);
         loop {
             while syscall4(SYS_WAIT4, usize::MAX, 0, WNOHANG, 0) > 0 {}
