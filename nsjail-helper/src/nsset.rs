@@ -190,9 +190,27 @@ pub struct Holder {
     pub userns: u64,
 }
 
-/// Caller side: runs `helper __create …` and returns the new holder, with
-/// a pidfd opened while H0 still keeps the holder's pid from being reused.
-pub fn spawn(helper: &Path, spec: &SetSpec, proc_root: &Path) -> Result<Holder, SetError> {
+/// How a set's H0 process is started.
+#[derive(Clone, Copy, Debug)]
+pub enum Creator<'a> {
+    /// Execute `HELPER __create …`: what the PAM module does, so the set
+    /// starts from a small fresh image and nothing of sshd leaks into it.
+    Exec(&'a Path),
+    /// Fork the calling process: for `nsjail-helper` itself, which is
+    /// already that small image (saves one exec per set).
+    Fork,
+}
+
+/// Caller side: starts H0 and returns the new holder, with a pidfd opened
+/// while H0 still keeps the holder's pid from being reused.
+pub fn spawn(creator: Creator<'_>, spec: &SetSpec, proc_root: &Path) -> Result<Holder, SetError> {
+    match creator {
+        Creator::Exec(helper) => spawn_exec(helper, spec, proc_root),
+        Creator::Fork => spawn_fork(spec, proc_root),
+    }
+}
+
+fn spawn_exec(helper: &Path, spec: &SetSpec, proc_root: &Path) -> Result<Holder, SetError> {
     check_helper(helper).map_err(|e| SetError {
         step: format!("check helper {}", helper.display()),
         cause: e.to_string(),
@@ -210,7 +228,13 @@ pub fn spawn(helper: &Path, spec: &SetSpec, proc_root: &Path) -> Result<Holder, 
             step: format!("exec helper {}", helper.display()),
             cause: e.to_string(),
         })?;
-    let result = read_helper_reply(&mut child, proc_root);
+    let result = match child.stdout.take() {
+        Some(out) => read_helper_reply(out, proc_root),
+        None => Err(SetError {
+            step: "helper reply".into(),
+            cause: "no pipe".into(),
+        }),
+    };
     // Closing H0's stdin tells it we hold the pidfd; it then exits.
     drop(child.stdin.take());
     // sshd may reap children itself; the reply is what counts.
@@ -218,14 +242,36 @@ pub fn spawn(helper: &Path, spec: &SetSpec, proc_root: &Path) -> Result<Holder, 
     result
 }
 
-fn read_helper_reply(
-    child: &mut std::process::Child,
-    proc_root: &Path,
-) -> Result<Holder, SetError> {
-    let stdout = child.stdout.take().ok_or_else(|| SetError {
-        step: "helper reply".into(),
-        cause: "no pipe".into(),
-    })?;
+fn spawn_fork(spec: &SetSpec, proc_root: &Path) -> Result<Holder, SetError> {
+    let pipe_err = |e: nix::Error| step_err("pipe")(e.into());
+    let (reply_r, reply_w) = nix::unistd::pipe().map_err(pipe_err)?;
+    let (release_r, release_w) = nix::unistd::pipe().map_err(pipe_err)?;
+    // SAFETY: nsjail-helper is single-threaded.
+    match unsafe { sys::fork() }.map_err(step_err("fork H0"))? {
+        sys::Fork::Child => {
+            // H0 speaks the same protocol as `__create` on stdin/stdout.
+            drop(reply_r);
+            drop(release_w);
+            let ok = sys::dup_onto(release_r.as_fd(), 0)
+                .and_then(|()| sys::dup_onto(reply_w.as_fd(), 1))
+                .and_then(|()| sys::stdio_to_dev_null(&[2]));
+            if ok.is_err() {
+                sys::exit_now(1);
+            }
+            sys::exit_now(create_main(spec))
+        }
+        sys::Fork::Parent(pid) => {
+            drop(reply_w);
+            drop(release_r);
+            let result = read_helper_reply(File::from(reply_r), proc_root);
+            drop(release_w);
+            let _ = sys::waitpid(pid);
+            result
+        }
+    }
+}
+
+fn read_helper_reply(stdout: impl Read, proc_root: &Path) -> Result<Holder, SetError> {
     let mut line = String::new();
     BufReader::new(stdout)
         .read_line(&mut line)
@@ -517,6 +563,11 @@ fn holder_main(ready_w: OwnedFd, go_r: OwnedFd, holder_exe: Option<OwnedFd>) -> 
         fail(&mut ready, "block signals", e);
     }
     let _ = std::env::set_current_dir("/");
+    // The holder outlives everyone who might read its stdio (H0's pipes,
+    // the caller's stderr): point all three at /dev/null.
+    if let Err(e) = sys::stdio_to_dev_null(&[0, 1, 2]) {
+        fail(&mut ready, "redirect stdio", e);
+    }
     let _ = ready.write_all(b"R");
     drop(ready);
     drop(go);

@@ -318,6 +318,11 @@ impl std::error::Error for LoadError {}
 /// symlink), root-owned, not group/world-writable, in a root-owned
 /// directory that is not group/world-writable.
 pub fn load(path: &Path) -> Result<Config, LoadError> {
+    load_with_text(path).map(|(config, _)| config)
+}
+
+/// `load`, also returning the text that was validated.
+pub fn load_with_text(path: &Path) -> Result<(Config, String), LoadError> {
     let io = |error| LoadError::Io {
         path: path.to_owned(),
         error,
@@ -379,7 +384,8 @@ pub fn load(path: &Path) -> Result<Config, LoadError> {
         .take(MAX_POLICY_BYTES)
         .read_to_string(&mut text)
         .map_err(io)?;
-    parse(path, &text).map_err(LoadError::Parse)
+    let config = parse(path, &text).map_err(LoadError::Parse)?;
+    Ok((config, text))
 }
 
 // ---- raw TOML shape -------------------------------------------------------

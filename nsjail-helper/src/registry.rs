@@ -129,8 +129,7 @@ pub struct UserLock {
     _lock: Flock<File>,
 }
 
-fn check_private_dir(path: &Path) -> io::Result<()> {
-    let meta = fs::symlink_metadata(path)?;
+fn check_private_dir(path: &Path, meta: &fs::Metadata) -> io::Result<()> {
     if !meta.is_dir() || meta.uid() != 0 || meta.mode() & 0o077 != 0 {
         return Err(io::Error::new(
             io::ErrorKind::PermissionDenied,
@@ -146,6 +145,9 @@ fn check_private_dir(path: &Path) -> io::Result<()> {
 }
 
 fn ensure_private_dir(path: &Path) -> io::Result<()> {
+    if let Ok(meta) = fs::symlink_metadata(path) {
+        return check_private_dir(path, &meta);
+    }
     match fs::DirBuilder::new().mode(0o700).create(path) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
@@ -156,7 +158,7 @@ fn ensure_private_dir(path: &Path) -> io::Result<()> {
             ))
         }
     }
-    check_private_dir(path)
+    check_private_dir(path, &fs::symlink_metadata(path)?)
 }
 
 impl Registry {

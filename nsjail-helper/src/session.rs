@@ -106,14 +106,17 @@ pub struct OpenRequest<'a> {
     pub user: &'a UserInfo,
     pub policy: &'a str,
     pub settings: &'a Settings,
-    pub plan: &'a Plan,
-    pub helper: &'a Path,
+    /// Where `subuid`/`subgid` live; read only if a set must be created.
+    pub etc: &'a Path,
+    /// How to start a new set's H0 process.
+    pub creator: nsset::Creator<'a>,
     /// The process that will call `close` (sshd's monitor, `run`, …).
     pub opener: ProcId,
 }
 
 /// Creates or joins the user's set under the per-user lock and records
-/// the session in it.
+/// the session in it. Joining needs no id maps, so the sub-id files are
+/// only read when a set is created.
 pub fn open(reg: &Registry, req: &OpenRequest<'_>) -> Result<Opened, SessionError> {
     let _lock = reg.lock_user(req.user.uid)?;
     if req.settings.share == Share::User {
@@ -135,8 +138,9 @@ pub fn open(reg: &Registry, req: &OpenRequest<'_>) -> Result<Opened, SessionErro
             reg.remove(&key)?;
         }
     }
+    let plan = plan(req.user, req.settings, req.etc)?;
     let holder =
-        nsset::spawn(req.helper, &req.plan.spec, reg.proc_root()).map_err(SessionError::Create)?;
+        nsset::spawn(req.creator, &plan.spec, reg.proc_root()).map_err(SessionError::Create)?;
     let key = match req.settings.share {
         Share::User => format!("u{}", req.user.uid),
         Share::Session => format!("s{}.{}", req.user.uid, holder.id.pid),
@@ -151,8 +155,8 @@ pub fn open(reg: &Registry, req: &OpenRequest<'_>) -> Result<Opened, SessionErro
         on_logout: req.settings.on_logout.as_str().to_owned(),
         holder: holder.id,
         userns: holder.userns,
-        uts: req.plan.spec.uts,
-        net: req.plan.spec.net,
+        uts: plan.spec.uts,
+        net: plan.spec.net,
         created: registry::now_secs(),
         sessions: vec![req.opener],
     };

@@ -371,3 +371,23 @@ pub fn sealed_memfd(name: &std::ffi::CStr, bytes: &[u8]) -> io::Result<Option<Ow
     cerr(unsafe { libc::fcntl(file.as_raw_fd(), libc::F_ADD_SEALS, seals) })?;
     Ok(Some(file.into()))
 }
+
+/// `dup2(fd, target)`: makes `target` a copy of `fd` (without CLOEXEC).
+pub fn dup_onto(fd: BorrowedFd<'_>, target: RawFd) -> io::Result<()> {
+    // SAFETY: dup2 on an fd we borrow; `target` is a standard stream the
+    // caller wants replaced.
+    cerr(unsafe { libc::dup2(fd.as_raw_fd(), target) })?;
+    Ok(())
+}
+
+/// Points each of the standard fds in `fds` at /dev/null.
+pub fn stdio_to_dev_null(fds: &[RawFd]) -> io::Result<()> {
+    let null = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")?;
+    for &fd in fds {
+        dup_onto(std::os::fd::AsFd::as_fd(&null), fd)?;
+    }
+    Ok(())
+}

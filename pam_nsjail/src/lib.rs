@@ -195,19 +195,16 @@ fn last_good_path() -> PathBuf {
     Path::new(DEFAULT_ROOT).join("policy.last-good")
 }
 
-fn save_last_good(config_path: &Path) {
-    let Ok(text) = std::fs::read(config_path) else {
-        return;
-    };
+fn save_last_good(text: &str) {
     let dest = last_good_path();
-    if std::fs::read(&dest).ok().as_deref() == Some(&text[..]) {
+    if std::fs::read(&dest).ok().as_deref() == Some(text.as_bytes()) {
         return;
     }
     if Registry::open(Path::new(DEFAULT_ROOT)).is_err() {
         return;
     }
     let tmp = dest.with_extension(format!("tmp{}", sys::getpid()));
-    if std::fs::write(&tmp, &text).is_ok() {
+    if std::fs::write(&tmp, text).is_ok() {
         let _ = std::fs::rename(&tmp, &dest);
     }
 }
@@ -260,9 +257,9 @@ fn open_session(pamh: &mut PamHandle, args: &ModuleArgs) -> PamResultCode {
         );
         return PamResultCode::PAM_IGNORE;
     }
-    let config = match policy::load(&args.config) {
-        Ok(c) => {
-            save_last_good(&args.config);
+    let config = match policy::load_with_text(&args.config) {
+        Ok((c, text)) => {
+            save_last_good(&text);
             c
         }
         Err(e) => return policy_error(pamh, args, &user, &service, &e.to_string()),
@@ -289,7 +286,8 @@ fn open_session(pamh: &mut PamHandle, args: &ModuleArgs) -> PamResultCode {
         );
         PamResultCode::PAM_SESSION_ERR
     };
-    match calling_app() {
+    let app = calling_app();
+    match &app {
         App::Sshd => {
             let auth_seen =
                 ffi::get_data::<AuthSeen>(pamh, keys::AUTH).is_some_and(|a| a.pid == sys::getpid());
@@ -314,10 +312,6 @@ fn open_session(pamh: &mut PamHandle, args: &ModuleArgs) -> PamResultCode {
             "error=\"pam_nsjail must run as root to isolate a session\"".into(),
         );
     }
-    let plan = match session::plan(&user, settings, Path::new("/etc")) {
-        Ok(p) => p,
-        Err(e) => return refuse(pamh, format!("error=\"{e}\"")),
-    };
     let reg = match Registry::open(Path::new(DEFAULT_ROOT)) {
         Ok(r) => r,
         Err(e) => return refuse(pamh, format!("step=registry error=\"{DEFAULT_ROOT}: {e}\"")),
@@ -331,8 +325,8 @@ fn open_session(pamh: &mut PamHandle, args: &ModuleArgs) -> PamResultCode {
             user: &user,
             policy: &decision.policy,
             settings,
-            plan: &plan,
-            helper: &args.helper,
+            etc: Path::new("/etc"),
+            creator: nsjail::nsset::Creator::Exec(&args.helper),
             opener,
         },
     ) {
@@ -362,7 +356,7 @@ fn open_session(pamh: &mut PamHandle, args: &ModuleArgs) -> PamResultCode {
     if args.debug {
         detail.push_str(&format!(" reason=\"{}\"", decision.reason));
     }
-    if calling_app() == App::Pamtester {
+    if app == App::Pamtester {
         detail.push_str(" note=\"pamtester: set opened and released, nothing runs in it\"");
     }
     ffi::syslog(

@@ -4,10 +4,13 @@ every candidate alike; prints median/min/max in ms and the ratio of each
 median to the first (baseline) command's median.
 
 usage: timeit.py [-n RUNS] [-w WARMUP] [--markdown] NAME=CMD [NAME=CMD ...]
-The first NAME=CMD is the baseline. Each CMD runs through /bin/sh -c; a
-non-zero exit aborts the benchmark (a failing command is not a result).
+The first NAME=CMD is the baseline. A CMD without shell syntax is executed
+directly (no /bin/sh in the measurement); one with shell syntax runs through
+/bin/sh -c. A non-zero exit aborts the benchmark (a failing command is not a
+result).
 """
 import argparse
+import shlex
 import statistics
 import subprocess
 import sys
@@ -24,12 +27,13 @@ def main():
     cands = []
     for c in a.cmds:
         name, _, cmd = c.partition("=")
-        cands.append((name, cmd))
+        argv = shlex.split(cmd) if not any(ch in cmd for ch in "|&;<>()$`*?\\") else ["/bin/sh", "-c", cmd]
+        cands.append((name, argv))
     times = {n: [] for n, _ in cands}
     for i in range(a.w + a.n):
         for name, cmd in cands:
             t0 = time.perf_counter()
-            r = subprocess.run(["/bin/sh", "-c", cmd], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            r = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             dt = (time.perf_counter() - t0) * 1000
             if r.returncode != 0:
                 sys.exit(f"timeit: {name} failed (exit {r.returncode}): {r.stderr.decode()[-400:]}")

@@ -52,22 +52,7 @@ pub fn main(args: &[String]) -> CliResult {
         );
         return run_unconfined(&user, &args.command);
     };
-    let plan = session::plan(&user, settings, Path::new("/etc")).map_err(|e| {
-        log::log(
-            Level::Err,
-            &decision_line(
-                &user.name,
-                service,
-                &decision.policy,
-                "refused",
-                "-",
-                &format!("error=\"{e}\""),
-            ),
-        );
-        fail(format!("run {}", user.name), e)
-    })?;
     let reg = Registry::open(Path::new(DEFAULT_ROOT)).map_err(|e| fail(DEFAULT_ROOT, e))?;
-    let helper = std::env::current_exe().map_err(|e| fail("locate nsjail-helper", e))?;
     let me = procfs::proc_id(Path::new("/proc"), sys::getpid())
         .ok_or_else(|| fail("run", "cannot read own /proc entry"))?;
     let opened = session::open(
@@ -76,8 +61,8 @@ pub fn main(args: &[String]) -> CliResult {
             user: &user,
             policy: &decision.policy,
             settings,
-            plan: &plan,
-            helper: &helper,
+            etc: Path::new("/etc"),
+            creator: nsset::Creator::Fork,
             opener: me,
         },
     )
