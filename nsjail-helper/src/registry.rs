@@ -309,6 +309,44 @@ pub fn kill_holder(holder: &Holder, wait_ms: i32) -> io::Result<()> {
     Ok(())
 }
 
+/// Keeps a copy of the last policy text that validated, so that a broken
+/// edit never locks out the users it exempted (DESIGN §4: on_error=deny
+/// refuses only logins that are isolated or whose status is unknown).
+/// Best effort: failing to keep the copy never fails a login.
+pub fn remember_valid_policy(root: &Path, text: &str) {
+    let dest = root.join("policy.last-good");
+    if fs::read(&dest).ok().as_deref() == Some(text.as_bytes()) {
+        return;
+    }
+    if Registry::open(root).is_err() {
+        return;
+    }
+    let tmp = root.join(format!(".policy.last-good.{}", sys::getpid()));
+    let written = fs::OpenOptions::new()
+        .create_new(true)
+        .write(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(text.as_bytes()));
+    if written.is_ok() {
+        let _ = fs::rename(&tmp, &dest);
+    } else {
+        let _ = fs::remove_file(&tmp);
+    }
+}
+
+/// The last policy that validated, if one was seen since boot.
+pub fn last_valid_policy(root: &Path) -> Option<crate::policy::Config> {
+    let path = root.join("policy.last-good");
+    let meta = fs::symlink_metadata(&path).ok()?;
+    if !meta.is_file() || meta.uid() != 0 || meta.mode() & 0o022 != 0 {
+        return None;
+    }
+    let text = fs::read_to_string(&path).ok()?;
+    crate::policy::parse(&path, &text).ok()
+}
+
 pub fn now_secs() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

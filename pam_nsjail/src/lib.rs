@@ -21,16 +21,16 @@ mod ffi;
 use std::cell::Cell;
 use std::ffi::CStr;
 use std::os::fd::{AsFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use pam::constants::{PamFlag, PamResultCode, PAM_DELETE_CRED};
 use pam::items::Service;
 use pam::module::{PamHandle, PamHooks};
 
 use args::{ModuleArgs, OnError};
-use nsjail::policy::{self, Config};
+use nsjail::policy;
 use nsjail::procfs;
-use nsjail::registry::{Registry, DEFAULT_ROOT};
+use nsjail::registry::{self, Registry, DEFAULT_ROOT};
 use nsjail::session::{self, decision_line, Closed, OpenRequest};
 use nsjail::sys;
 use nsjail::user::{self, UserInfo};
@@ -189,31 +189,6 @@ fn calling_app() -> App {
     }
 }
 
-/// Last policy that validated, kept so a broken edit never locks out the
-/// users it exempted.
-fn last_good_path() -> PathBuf {
-    Path::new(DEFAULT_ROOT).join("policy.last-good")
-}
-
-fn save_last_good(text: &str) {
-    let dest = last_good_path();
-    if std::fs::read(&dest).ok().as_deref() == Some(text.as_bytes()) {
-        return;
-    }
-    if Registry::open(Path::new(DEFAULT_ROOT)).is_err() {
-        return;
-    }
-    let tmp = dest.with_extension(format!("tmp{}", sys::getpid()));
-    if std::fs::write(&tmp, text).is_ok() {
-        let _ = std::fs::rename(&tmp, &dest);
-    }
-}
-
-fn last_good_config() -> Option<Config> {
-    let text = std::fs::read_to_string(last_good_path()).ok()?;
-    policy::parse(&last_good_path(), &text).ok()
-}
-
 fn open_session(pamh: &mut PamHandle, args: &ModuleArgs) -> PamResultCode {
     let service = match pamh.get_item::<Service>() {
         Ok(Some(s)) => s.to_string_lossy().into_owned(),
@@ -259,7 +234,7 @@ fn open_session(pamh: &mut PamHandle, args: &ModuleArgs) -> PamResultCode {
     }
     let config = match policy::load_with_text(&args.config) {
         Ok((c, text)) => {
-            save_last_good(&text);
+            registry::remember_valid_policy(Path::new(DEFAULT_ROOT), &text);
             c
         }
         Err(e) => return policy_error(pamh, args, &user, &service, &e.to_string()),
@@ -377,7 +352,8 @@ fn policy_error(
     err: &str,
 ) -> PamResultCode {
     let err = err.replace('\n', "; ").replace('"', "'");
-    let last = last_good_config().map(|c| c.decide(user, service));
+    let last =
+        registry::last_valid_policy(Path::new(DEFAULT_ROOT)).map(|c| c.decide(user, service));
     if let Some(d) = last.as_ref().filter(|d| d.settings.is_none()) {
         ffi::syslog(
             pamh,

@@ -134,6 +134,8 @@ PubkeyAuthentication yes
 PidFile /run/nsjail-test/sshd.pid
 Subsystem sftp internal-sftp
 LogLevel VERBOSE
+MaxStartups 200
+MaxSessions 100
 EOF
     /usr/sbin/sshd -f /run/nsjail-test/sshd_config -E /run/nsjail-test/sshd.log
     for _ in $(seq 100); do

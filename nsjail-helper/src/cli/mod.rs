@@ -182,10 +182,16 @@ impl Args {
 /// Loads and validates the policy, printing every error (with source line
 /// and caret) to stderr.
 pub fn load_config(path: &Path) -> Result<Config, CliError> {
-    policy::load(path).map_err(|e| {
+    let (config, text) = policy::load_with_text(path).map_err(|e| {
         eprint!("{}", render_load_error(&e));
         CliError::Reported
-    })
+    })?;
+    // The module keeps the last valid policy to tell exempt users apart
+    // when the file breaks; root validating the live file refreshes it.
+    if path == Path::new(DEFAULT_CONFIG) && crate::sys::geteuid() == 0 {
+        crate::registry::remember_valid_policy(Path::new(crate::registry::DEFAULT_ROOT), &text);
+    }
+    Ok(config)
 }
 
 /// Text for a policy load failure: one `nsjail-helper: ...` line per error,
