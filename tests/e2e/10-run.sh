@@ -131,6 +131,29 @@ check_eq "check on a good policy says OK" "/etc/security/pam_nsjail.toml: OK (2 
 check_eq "usage error exits 2" 2 "$(nsjail-helper run >/dev/null 2>&1; echo $?)"
 check_eq "unknown command exits 2" 2 "$(nsjail-helper frobnicate >/dev/null 2>&1; echo $?)"
 check_eq "not root: run fails with exit 1" 1 "$(su -s /bin/sh carol -c 'nsjail-helper run alice -- true' >/dev/null 2>&1; echo $?)"
+# ---- the admin CLI -----------------------------------------------------------------
+explained=$(nsjail-helper explain alice | sed -n '/^uid_map:/,/^gid_map:/p' | grep -v map: | sed 's/^ *//' | tr '\n' '|')
+actual=$(run_as alice cat /proc/self/uid_map | tr -s ' ' | sed 's/^ //' | tr '\n' '|')
+check_eq "explain alice shows exactly the uid_map her session gets" "$actual" "$explained"
+explained=$(nsjail-helper explain alice | sed -n '/^gid_map:/,$p' | grep -E '^ +[0-9]' | sed 's/^ *//' | sort | tr '\n' '|')
+actual=$(run_as alice cat /proc/self/gid_map | tr -s ' ' | sed 's/^ //' | sort | tr '\n' '|')
+check_eq "explain alice shows exactly the gid_map her session gets" "$actual" "$explained"
+check "explain names the policy and the reason" sh -c "nsjail-helper explain alice | grep -q 'policy: *students (alice is in group students (supplementary))'"
+check "explain carol says she is not isolated" sh -c "nsjail-helper explain carol | grep -q 'not isolated'"
+for cmd in check explain run list enter stop audit; do
+    check "$cmd --help prints its usage and exits 0" sh -c "nsjail-helper $cmd --help | grep -q '^usage: nsjail-helper $cmd'"
+done
+check_eq "enter without a set fails with exit 1" 1 "$(nsjail-helper enter alice -- true >/dev/null 2>&1; echo $?)"
+check_eq "enter without a set says so" "nsjail-helper: enter alice: no namespace set" "$(nsjail-helper enter alice -- true 2>&1)"
+for cmd in "list" "stop alice" "enter alice" "run alice -- true"; do
+    check_eq "not root: $cmd fails with exit 1" 1 "$(su -s /bin/sh carol -c "nsjail-helper $cmd" >/dev/null 2>&1; echo $?)"
+done
+check_eq "explain of an unknown user fails with exit 1" 1 "$(nsjail-helper explain nosuchuser >/dev/null 2>&1; echo $?)"
+audit=$(nsjail-helper audit)
+check_eq "audit exits 1 when a session service bypasses pam_nsjail" 1 "$(nsjail-helper audit >/dev/null; echo $?)"
+check "audit: sshd is ok" sh -c "printf '%s' \"\$1\" | grep -q '/etc/pam.d/sshd: ok'" _ "$audit"
+check "audit: su is flagged with the fix" sh -c "printf '%s' \"\$1\" | grep -q \"warning: /etc/pam.d/su: 'su' opens sessions without pam_nsjail\" && printf '%s' \"\$1\" | grep -q \"fix: add '@include nsjail' to /etc/pam.d/su\"" _ "$audit"
+
 check "no set or holder is left behind" sh -c '[ -z "$(ls /run/pam_nsjail/sets)" ] && ! pgrep -x nsjail-holder'
 
 done_testing

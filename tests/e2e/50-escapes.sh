@@ -8,13 +8,15 @@ sandbox_enter "$@"
 ROWS=/run/nsjail-test/rows.md
 : >"$ROWS"
 # attempt NAME EXPECTED CMD: runs CMD as alice inside her set; the attack
-# fails if CMD prints BLOCKED, succeeds if it prints ESCAPED.
+# fails if CMD prints BLOCKED, succeeds if it prints ESCAPED (a property
+# check prints CONFIRMED when it holds).
 attempt() {
     local name=$1 expected=$2 cmd=$3 out observed
     out=$(nsjail-helper run alice -- /bin/sh -c "$cmd" 2>&1 | tail -1)
     case "$out" in
     BLOCKED) observed=blocked ;;
     ESCAPED) observed=succeeded ;;
+    CONFIRMED) observed=confirmed ;;
     *) observed="unexpected: ${out:0:80}" ;;
     esac
     echo "| $name | $expected | $observed |" >>"$ROWS"
@@ -91,8 +93,8 @@ attempt "with net: connect to a host abstract unix socket" blocked \
     "python3 -c 'import socket; socket.socket(socket.AF_UNIX).connect(\"\\0nsjail-test-abstract\")' 2>/dev/null $blocked_if_fails"
 attempt "with net: connect to a host loopback TCP service" blocked \
     "python3 -c 'import socket; socket.create_connection((\"127.0.0.1\", $SSH_PORT), 2)' 2>/dev/null $blocked_if_fails"
-attempt "with net: only loopback, and it is up" blocked \
-    "python3 -c 'import socket,sys; sys.exit(0 if [n for i,n in socket.if_nameindex()]==[\"lo\"] else 1)' && python3 -c 'import socket; s=socket.socket(); s.bind((\"127.0.0.1\",0)); s.listen(); socket.create_connection(s.getsockname(),2)' && echo BLOCKED || echo ESCAPED"
+attempt "with net: the set has only a loopback interface, and it is up" confirmed \
+    "python3 -c 'import socket,sys; sys.exit(0 if [n for i,n in socket.if_nameindex()]==[\"lo\"] else 1)' && python3 -c 'import socket; s=socket.socket(); s.bind((\"127.0.0.1\",0)); s.listen(); socket.create_connection(s.getsockname(),2)' && echo CONFIRMED || echo ESCAPED"
 kill $abs_py
 
 # Admin safety: root and exempt users get in whatever the policy's state.
