@@ -26,6 +26,10 @@ use crate::sys;
 
 pub const DEFAULT_ROOT: &str = "/run/pam_nsjail";
 
+/// How long a login waits for another login of the same user to finish
+/// creating or joining a set.
+const LOCK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// One open session of a set: the process that opened it (sshd's monitor,
 /// `nsjail-helper run`, pamtester) and must close it.
 pub type SessionRef = ProcId;
@@ -200,13 +204,32 @@ impl Registry {
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(&path)
             .map_err(|e| io::Error::new(e.kind(), format!("open lock {}: {e}", path.display())))?;
-        let lock = Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, e)| {
-            io::Error::new(
-                io::Error::from(e).kind(),
-                format!("lock {}: {e}", path.display()),
-            )
-        })?;
-        Ok(UserLock { _lock: lock })
+        // A crashed holder of the lock releases it with its last fd, so a
+        // lock is never stale; a live but stuck one must not hang every
+        // later login of the user, hence the deadline.
+        let deadline = std::time::Instant::now() + LOCK_TIMEOUT;
+        let mut file = file;
+        loop {
+            match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+                Ok(lock) => return Ok(UserLock { _lock: lock }),
+                Err((f, nix::errno::Errno::EWOULDBLOCK))
+                    if std::time::Instant::now() < deadline =>
+                {
+                    file = f;
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                Err((_, e)) => {
+                    return Err(io::Error::new(
+                        io::Error::from(e).kind(),
+                        format!(
+                            "lock {}: {e} (held for over {} s by another login of this user)",
+                            path.display(),
+                            LOCK_TIMEOUT.as_secs()
+                        ),
+                    ))
+                }
+            }
+        }
     }
 
     fn set_path(&self, key: &str) -> PathBuf {
