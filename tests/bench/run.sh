@@ -9,7 +9,10 @@
 #     tests/bench uses pam_nsjail/examples/sshd_replay.rs, which replays
 #     sshd's PAM calls)
 #  3. holder memory (PSS) and kernel memory per set
-#  4. ssh login time with the module vs without (two sshds, interleaved)
+#  4. PAM open/close: pam_nsjail vs pam_namespace (tmpfs /tmp) vs pam_permit
+#  5. scale: 1000 concurrent sets (open time flat?, memory, teardown)
+#  6. concurrency: 50 logins of one user, 20 users in parallel
+#  7. ssh login time with the module vs without (two sshds, interleaved)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 RUNS=${RUNS:-${1:-30}}
@@ -17,7 +20,7 @@ RUNS=${RUNS:-${1:-30}}
 if [ -z "${NSJAIL_SANDBOX:-}" ]; then
     [ "$(id -u)" = 0 ] || { echo "bench: run as root" >&2; exit 1; }
     need=()
-    for pkg in openssh-server openssh-client pamtester libpam0g-dev pkg-config python3 bubblewrap; do
+    for pkg in openssh-server openssh-client pamtester libpam0g-dev pkg-config python3 bubblewrap firejail; do
         dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
     done
     if [ ${#need[@]} -gt 0 ]; then
@@ -53,6 +56,7 @@ median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a
 policy_with session kill
 $T "bwrap=bwrap --unshare-user --unshare-pid --unshare-ipc --dev-bind / / --tmpfs /tmp --proc /proc true" \
     "unshare=unshare --user --map-root-user --mount --pid --ipc --fork --mount-proc true" \
+    "firejail=firejail --quiet --noprofile --private-tmp true" \
     "nsjail-helper run (new set)=nsjail-helper run alice -- true" >>"$OUT"
 
 policy_with user linger
@@ -123,7 +127,101 @@ field() { sed -n "s/.*$1=\([0-9]*\).*/\1/p" | median; }
     echo "| close_session, last session (kills the set) | $(printf '%s\n' "$create" | field close_us | awk '{printf "%.3f", $1/1000}') |"
 } >>"$OUT"
 
-# ---- 4. ssh login with and without the module ------------------------------------------
+# ---- 4. PAM session open/close: pam_nsjail vs pam_namespace vs pam_permit ---------------
+printf '%s\n' '/tmp  /tmp-inst/  tmpfs  root' >/etc/security/namespace.conf
+echo 'session required pam_permit.so' >/etc/pam.d/bench-permit
+echo 'session required pam_namespace.so' >/etc/pam.d/bench-namespace
+printf '%s\n' 'auth optional pam_nsjail.so' 'session required pam_nsjail.so' >/etc/pam.d/bench-nsjail
+policy_with session kill
+{
+    echo
+    echo "## 4. PAM session open/close (\`pamtester SERVICE alice open_session close_session\`)"
+    echo
+    echo "Services holding one session module each: pam_permit; Linux-PAM's pam_namespace with the tmpfs"
+    echo "method for /tmp (\`/tmp /tmp-inst/ tmpfs root\`); pam_nsjail creating and ending a set."
+    echo
+} >>"$OUT"
+$T "pam_namespace (tmpfs /tmp)=pamtester bench-namespace alice open_session close_session" \
+    "pam_permit=pamtester bench-permit alice open_session close_session" \
+    "pam_nsjail=pamtester bench-nsjail alice open_session close_session" >>"$OUT"
+
+# ---- 5. scale: 1000 concurrent sets -------------------------------------------------------
+policy_with session linger
+declare -A open_ms
+before=$(awk '/MemAvailable/{print $2}' /proc/meminfo)
+mounts_before=$(wc -l </proc/self/mountinfo)
+for i in $(seq 1000); do
+    t0=$(date +%s%N)
+    nsjail-helper run alice -- sh -c 'sleep 100000 >/dev/null 2>&1 </dev/null &'
+    t1=$(date +%s%N)
+    case $i in 1 | 2 | 3 | 100 | 101 | 102 | 500 | 501 | 502 | 998 | 999 | 1000) open_ms[$i]=$(( (t1 - t0) / 1000 )) ;; esac
+done
+sleep 1
+after=$(awk '/MemAvailable/{print $2}' /proc/meminfo)
+mounts_after=$(wc -l </proc/self/mountinfo)
+live=$(nsjail-helper list | tail -n +2 | wc -l)
+pss1000=$(for p in $(pgrep -x nsjail-holder); do awk '/^Pss:/{print $2}' "/proc/$p/smaps_rollup"; done | median)
+t0=$(date +%s%N)
+nsjail-helper stop alice >/dev/null
+t1=$(date +%s%N)
+left=$(pgrep -c -x nsjail-holder || true)
+ms3() { echo "$1 $2 $3" | tr ' ' '\n' | median | awk '{printf "%.2f", $1/1000}'; }
+{
+    echo
+    echo "## 5. Scale: 1000 concurrent sets"
+    echo
+    echo "1000 per-session sets of one user (\`share = \"session\"\`, \`on_logout = \"linger\"\`), each holding a sleeping"
+    echo "process, opened one after another with \`nsjail-helper run\`; open times are medians of three neighbours."
+    echo
+    echo "| what | measured |"
+    echo "|---|---:|"
+    echo "| open the 1st set | $(ms3 ${open_ms[1]} ${open_ms[2]} ${open_ms[3]}) ms |"
+    echo "| open the 100th set | $(ms3 ${open_ms[100]} ${open_ms[101]} ${open_ms[102]}) ms |"
+    echo "| open the 500th set | $(ms3 ${open_ms[500]} ${open_ms[501]} ${open_ms[502]}) ms |"
+    echo "| open the 1000th set | $(ms3 ${open_ms[998]} ${open_ms[999]} ${open_ms[1000]}) ms |"
+    echo "| live sets afterwards | $live |"
+    echo "| host mount table growth over 1000 sets | $((mounts_after - mounts_before)) lines |"
+    echo "| all-in memory per set (MemAvailable drop / 1000, incl. the sleeping process) | $(( (before - after) / 1000 )) kB |"
+    echo "| holder PSS, median over the 1000 holders | $pss1000 kB |"
+    echo "| tear all 1000 down (\`nsjail-helper stop\`) | $(( (t1 - t0) / 1000000 )) ms |"
+    echo "| holders left after teardown | $left |"
+} >>"$OUT"
+
+# ---- 6. concurrency ---------------------------------------------------------------------------
+policy_with user kill
+for i in $(seq -w 20); do useradd -m -G students "user$i"; done
+t0=$(date +%s%N)
+pids=()
+for i in $(seq 50); do
+    nsjail-helper run alice -- readlink /proc/self/ns/pid >"/run/nsjail-test/c$i" 2>&1 &
+    pids+=($!)
+done
+wait "${pids[@]}"
+t1=$(date +%s%N)
+same=$(sort -u /run/nsjail-test/c* | wc -l)
+ok50=$(grep -l '^pid:' /run/nsjail-test/c* | wc -l)
+rm -f /run/nsjail-test/c*
+t2=$(date +%s%N)
+pids=()
+for i in $(seq -w 20); do
+    nsjail-helper run "user$i" -- sh -c "readlink /proc/self/ns/pid; sleep 0.5" >"/run/nsjail-test/u$i" 2>&1 &
+    pids+=($!)
+done
+wait "${pids[@]}"
+t3=$(date +%s%N)
+distinct=$(sort -u /run/nsjail-test/u* | wc -l)
+ok20=$(grep -l '^pid:' /run/nsjail-test/u* | wc -l)
+{
+    echo
+    echo "## 6. Concurrency"
+    echo
+    echo "| what | result | throughput / time |"
+    echo "|---|---|---:|"
+    echo "| 50 simultaneous \`run alice\` (share = user) | $ok50/50 succeeded, $same distinct set(s) | $(python3 -c "print(round(50/(($t1-$t0)/1e9)))") sessions/s |"
+    echo "| 20 users in parallel (each session lives 0.5 s, so all overlap) | $ok20/20 succeeded, $distinct distinct sets | all done in $(( (t3 - t2) / 1000000 )) ms |"
+} >>"$OUT"
+
+# ---- 7. ssh login with and without the module ------------------------------------------
 set_policy "$(test_policy)"
 cp /usr/sbin/sshd /usr/sbin/sshd-plain
 grep -v '^@include nsjail' /etc/pam.d/sshd >/etc/pam.d/sshd-plain
@@ -134,7 +232,7 @@ wait_for test -s /run/nsjail-test/sshd-plain.pid
 ssh_cmd="ssh ${SSH_OPTS[*]}"
 {
     echo
-    echo "## 4. ssh login (\`ssh alice@127.0.0.1 true\`, loopback, key auth)"
+    echo "## 7. ssh login (\`ssh alice@127.0.0.1 true\`, loopback, key auth)"
     echo
     echo "Two sshds on loopback, identical but for \`@include nsjail\` in their PAM service; alice is isolated."
     echo
