@@ -6,10 +6,11 @@ REPO=$(cd "$(dirname "$0")/../.." && pwd)
 if [ -z "${NSJAIL_SANDBOX:-}" ]; then
     # Built outside the sandbox, where cargo and target/ are the host's.
     deb=$(bash "$REPO/packaging/build-deb.sh" 2>&1 | tail -1)
-    export NSJAIL_DEB=$REPO/$deb
+    export NSJAIL_DEB_REL=$deb
 fi
 source "$(dirname "$0")/../lib/sandbox.sh"
 sandbox_enter "$@"
+NSJAIL_DEB=$REPO/$NSJAIL_DEB_REL
 
 # dpkg's database and logs are on the host's disk: give them overlays too.
 mkdir -p "$SB_DIR/dpkg.up" "$SB_DIR/dpkg.work"

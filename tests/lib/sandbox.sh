@@ -35,6 +35,12 @@ sandbox_enter() {
 sandbox_setup() {
     set -u
     local d=$SB_DIR x
+    # The checkout may live under /tmp, /home or /run, which get tmpfs
+    # below: reach it through a bind mount in the sandbox's own directory.
+    mkdir -p "$d/repo"
+    mount --bind "$REPO" "$d/repo"
+    REPO=$d/repo
+    cd "$REPO"
     for x in etc usr dev; do
         mkdir -p "$d/$x.up" "$d/$x.work"
     done
