@@ -1,11 +1,13 @@
-//! User and group lookups through NSS. Policy matching takes a `UserInfo`,
-//! so its unit tests build one by hand instead of calling NSS.
+//! User and group lookups through NSS, kept here so the rest of the
+//! library is pure logic: policy matching takes a `UserInfo`, and its unit
+//! tests build one by hand.
+#![forbid(unsafe_code)]
 
 use std::ffi::CString;
 use std::fmt;
 use std::path::PathBuf;
 
-use nix::unistd::{Group, User};
+use nix::unistd::{Gid, Group, User};
 
 /// One group the user belongs to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -22,9 +24,12 @@ pub struct GroupMembership {
 pub struct UserInfo {
     pub name: String,
     pub uid: u32,
+    /// The passwd entry's primary gid.
     pub gid: u32,
     pub home: PathBuf,
     pub shell: PathBuf,
+    /// Primary group first, then getgrouplist's supplementary groups, each
+    /// gid once.
     pub groups: Vec<GroupMembership>,
 }
 
@@ -41,7 +46,8 @@ impl UserInfo {
     }
 }
 
-#[derive(Debug)]
+/// A user lookup failed.
+#[derive(Debug, PartialEq, Eq)]
 pub struct UserError(String);
 
 impl fmt::Display for UserError {
@@ -54,44 +60,60 @@ impl std::error::Error for UserError {}
 
 /// Looks `name` up with getpwnam and getgrouplist.
 pub fn lookup_user(name: &str) -> Result<UserInfo, UserError> {
+    // Checked first: nix would turn a NUL into a bare EINVAL.
+    let cname = CString::new(name).map_err(|_| UserError(format!("invalid user name {name:?}")))?;
+    if name.is_empty() {
+        return Err(UserError("unknown user ''".into()));
+    }
     let user = match User::from_name(name) {
         Ok(Some(u)) => u,
         Ok(None) => return Err(UserError(format!("unknown user '{name}'"))),
-        Err(e) => return Err(UserError(format!("look up user '{name}': {e}"))),
+        Err(e) => return Err(UserError(format!("cannot look up user '{name}': {e}"))),
     };
-    let cname = CString::new(name).map_err(|_| UserError(format!("invalid user name '{name}'")))?;
     let gids = nix::unistd::getgrouplist(&cname, user.gid)
-        .map_err(|e| UserError(format!("look up groups of '{name}': {e}")))?;
-    let mut groups = vec![GroupMembership {
-        gid: user.gid.as_raw(),
-        name: group_name(user.gid.as_raw()),
-        primary: true,
-    }];
-    for gid in gids {
-        let gid = gid.as_raw();
-        if groups.iter().all(|g| g.gid != gid) {
-            groups.push(GroupMembership {
-                gid,
-                name: group_name(gid),
-                primary: false,
-            });
-        }
-    }
+        .map_err(|e| UserError(format!("cannot look up the groups of '{name}': {e}")))?;
     Ok(UserInfo {
+        groups: memberships(user.gid, &gids, group_name),
         name: user.name,
         uid: user.uid.as_raw(),
         gid: user.gid.as_raw(),
         home: user.dir,
         shell: user.shell,
-        groups,
     })
 }
 
-fn group_name(gid: u32) -> Option<String> {
-    Group::from_gid(gid.into()).ok().flatten().map(|g| g.name)
+/// The primary group, then each other gid of `gids` once, named by `name_of`.
+fn memberships(
+    primary: Gid,
+    gids: &[Gid],
+    name_of: impl Fn(u32) -> Option<String>,
+) -> Vec<GroupMembership> {
+    let primary = primary.as_raw();
+    let mut out = vec![GroupMembership {
+        gid: primary,
+        name: name_of(primary),
+        primary: true,
+    }];
+    for gid in gids.iter().map(|g| g.as_raw()) {
+        if out.iter().all(|g| g.gid != gid) {
+            out.push(GroupMembership {
+                gid,
+                name: name_of(gid),
+                primary: false,
+            });
+        }
+    }
+    out
 }
 
-/// The gid of group `tty`, which owns ptys and is identity-mapped so a
+fn group_name(gid: u32) -> Option<String> {
+    Group::from_gid(Gid::from_raw(gid))
+        .ok()
+        .flatten()
+        .map(|g| g.name)
+}
+
+/// The gid of group `tty`, which owns ptys: it is identity-mapped so a
 /// session's terminal keeps its group inside.
 pub fn tty_gid() -> Option<u32> {
     Group::from_name("tty")
@@ -112,7 +134,7 @@ mod tests {
     #[test]
     fn root_is_found_with_its_primary_group_first() {
         let root = lookup_user("root").expect("root exists");
-        assert_eq!(root.uid, 0);
+        assert_eq!((root.uid, root.gid), (0, 0));
         assert_eq!(
             root.groups[0],
             GroupMembership {
@@ -121,41 +143,85 @@ mod tests {
                 primary: true
             }
         );
+        assert_eq!(root.groups.iter().filter(|g| g.primary).count(), 1);
         assert_eq!(root.all_gids()[0], 0);
+        assert!(root.home.is_absolute());
     }
 
     #[test]
-    fn unknown_user_is_named_in_the_error() {
+    fn unknown_and_invalid_users_are_named_in_the_error() {
         let err = lookup_user("no-such-user-xyz").expect_err("must fail");
         assert_eq!(err.to_string(), "unknown user 'no-such-user-xyz'");
+        assert_eq!(
+            lookup_user("").expect_err("empty").to_string(),
+            "unknown user ''"
+        );
+        assert_eq!(
+            lookup_user("ro\0ot").expect_err("nul").to_string(),
+            "invalid user name \"ro\\0ot\""
+        );
     }
 
     #[test]
-    fn all_gids_deduplicates() {
+    fn groups() {
+        // Every Debian system has group root (gid 0) and nearly all a tty
+        // group; neither call may panic either way.
+        assert!(group_exists("root"));
+        assert!(!group_exists("no-such-group-xyz"));
+        if let Some(gid) = tty_gid() {
+            assert_eq!(group_name(gid).as_deref(), Some("tty"));
+        }
+    }
+
+    #[test]
+    fn memberships_put_the_primary_group_first_once() {
+        let gids = [
+            Gid::from_raw(20),
+            Gid::from_raw(10),
+            Gid::from_raw(30),
+            Gid::from_raw(20),
+        ];
+        let named = |gid: u32| (gid != 30).then(|| format!("g{gid}"));
+        let m = memberships(Gid::from_raw(10), &gids, named);
+        assert_eq!(
+            m,
+            [
+                GroupMembership {
+                    gid: 10,
+                    name: Some("g10".into()),
+                    primary: true
+                },
+                GroupMembership {
+                    gid: 20,
+                    name: Some("g20".into()),
+                    primary: false
+                },
+                GroupMembership {
+                    gid: 30,
+                    name: None,
+                    primary: false
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn all_gids_deduplicates_primary_first() {
         let u = UserInfo {
             name: "a".into(),
             uid: 1,
             gid: 10,
             home: "/".into(),
             shell: "/bin/sh".into(),
-            groups: vec![
-                GroupMembership {
-                    gid: 10,
+            groups: [(20, false), (10, true), (20, false), (30, false)]
+                .into_iter()
+                .map(|(gid, primary)| GroupMembership {
+                    gid,
                     name: None,
-                    primary: true,
-                },
-                GroupMembership {
-                    gid: 20,
-                    name: None,
-                    primary: false,
-                },
-                GroupMembership {
-                    gid: 10,
-                    name: None,
-                    primary: false,
-                },
-            ],
+                    primary,
+                })
+                .collect(),
         };
-        assert_eq!(u.all_gids(), vec![10, 20]);
+        assert_eq!(u.all_gids(), vec![10, 20, 30]);
     }
 }
