@@ -235,11 +235,30 @@ fn spawn_exec(helper: &Path, spec: &SetSpec, proc_root: &Path) -> Result<Holder,
             cause: "no pipe".into(),
         }),
     };
-    // Closing H0's stdin tells it we hold the pidfd; it then exits.
+    // "K"eep tells H0 we hold the pidfd and will register the set; without
+    // it (EOF) H0 ends the set.
+    if let (Ok(_), Some(stdin)) = (&result, child.stdin.as_mut()) {
+        let _ = stdin.write_all(b"K");
+    }
     drop(child.stdin.take());
-    // sshd may reap children itself; the reply is what counts.
-    let _ = child.wait();
-    result
+    // H0 exits 0 only once the holder has let go of it; sshd may reap
+    // children itself (ECHILD), in which case the reply is what counts.
+    match child.wait() {
+        Ok(status) if !status.success() => h0_failed(result),
+        _ => result,
+    }
+}
+
+/// H0 failed after replying: the holder died with it (parent-death
+/// signal); make sure, and report the failure.
+fn h0_failed(result: Result<Holder, SetError>) -> Result<Holder, SetError> {
+    if let Ok(holder) = &result {
+        let _ = sys::pidfd_send_signal(holder.pidfd.as_fd(), libc::SIGKILL);
+    }
+    Err(SetError {
+        step: "hand over the holder".into(),
+        cause: "the helper exited before handing over the new set".into(),
+    })
 }
 
 fn spawn_fork(spec: &SetSpec, proc_root: &Path) -> Result<Holder, SetError> {
@@ -264,9 +283,15 @@ fn spawn_fork(spec: &SetSpec, proc_root: &Path) -> Result<Holder, SetError> {
             drop(reply_w);
             drop(release_r);
             let result = read_helper_reply(File::from(reply_r), proc_root);
-            drop(release_w);
-            let _ = sys::waitpid(pid);
-            result
+            let mut release = File::from(release_w);
+            if result.is_ok() {
+                let _ = release.write_all(b"K");
+            }
+            drop(release);
+            match sys::waitpid(pid) {
+                Ok(status) if sys::exit_code(status) != 0 => h0_failed(result),
+                _ => result,
+            }
         }
     }
 }
@@ -358,14 +383,27 @@ fn fd_path(fd: BorrowedFd<'_>) -> String {
 pub fn create_main(spec: &SetSpec) -> i32 {
     let mut out = io::stdout();
     match create(spec) {
-        Ok(holder_pid) => {
-            let _ = writeln!(out, "ok {holder_pid}");
+        Ok(mut pending) => {
+            failpoint("h0-before-reply");
+            let _ = writeln!(out, "ok {}", pending.pid);
             let _ = out.flush();
+            failpoint("h0-after-reply");
             // Keep the holder as our un-reaped child until the caller has
-            // its pidfd: its pid cannot be reused before then.
+            // its pidfd (its pid cannot be reused before then) and says
+            // "K"eep. Anything else means the caller failed or died: the
+            // set would be unreachable, so it ends here.
             let mut buf = [0u8; 1];
-            let _ = io::stdin().read(&mut buf);
-            0
+            let keep = matches!(io::stdin().read(&mut buf), Ok(1)) && buf[0] == b'K';
+            if keep && pending.disarm().is_ok() {
+                0
+            } else {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pending.pid),
+                    nix::sys::signal::SIGKILL,
+                );
+                let _ = sys::waitpid(pending.pid);
+                1
+            }
         }
         Err(e) => {
             let _ = writeln!(out, "err {e}");
@@ -375,8 +413,38 @@ pub fn create_main(spec: &SetSpec) -> i32 {
     }
 }
 
+/// A holder H0 has set up but not yet let go: it still dies with H0
+/// (parent-death signal) until `disarm`.
+struct PendingHolder {
+    pid: i32,
+    ready: File,
+    go: File,
+}
+
+impl PendingHolder {
+    /// Tells the holder to drop its parent-death signal and waits until
+    /// it has: from then on it outlives H0.
+    fn disarm(&mut self) -> Result<(), SetError> {
+        self.go.write_all(b"D").map_err(step_err("disarm holder"))?;
+        read_token(&mut self.ready, b'X', "holder: disarm")
+    }
+}
+
+/// Test builds only (`--features failpoints`): SIGKILLs the calling
+/// process at step `name` when `NSJAIL_FAILPOINT=name`, to prove that a
+/// helper killed at any step leaves nothing behind.
+fn failpoint(name: &str) {
+    #[cfg(feature = "failpoints")]
+    if std::env::var("NSJAIL_FAILPOINT").is_ok_and(|v| v == name) {
+        let _ = nix::sys::signal::raise(nix::sys::signal::SIGKILL);
+        // pid 1 of a pid namespace ignores signals it sends itself.
+        sys::exit_now(137);
+    }
+    let _ = name;
+}
+
 /// The privileged sequence. Each step must come before the next one.
-fn create(spec: &SetSpec) -> Result<i32, SetError> {
+fn create(spec: &SetSpec) -> Result<PendingHolder, SetError> {
     if sys::geteuid() != 0 {
         return Err(SetError {
             step: "check privileges".into(),
@@ -400,6 +468,7 @@ fn create(spec: &SetSpec) -> Result<i32, SetError> {
         flags |= libc::CLONE_NEWNET;
     }
     sys::unshare(flags).map_err(step_err("unshare mount/ipc namespaces"))?;
+    failpoint("h0-after-unshare");
 
     // 3. Stop our mounts from propagating back to the host; with "slave"
     //    the admin's later host mounts still appear inside.
@@ -432,6 +501,7 @@ fn create(spec: &SetSpec) -> Result<i32, SetError> {
         sys::loopback_up().map_err(step_err("bring up loopback"))?;
     }
 
+    failpoint("h0-after-mounts");
     // 5. The pid namespace applies to our next child, the holder.
     sys::unshare(libc::CLONE_NEWPID).map_err(step_err("unshare pid namespace"))?;
 
@@ -451,7 +521,12 @@ fn create(spec: &SetSpec) -> Result<i32, SetError> {
             drop(ready_w);
             drop(go_r);
             drop(holder_exe);
-            let result = finish_holder(spec, ready_r, go_w);
+            failpoint("h0-after-fork");
+            let result = finish_holder(spec, ready_r, go_w).map(|(ready, go)| PendingHolder {
+                pid: holder,
+                ready,
+                go,
+            });
             if result.is_err() {
                 let _ = nix::sys::signal::kill(
                     nix::unistd::Pid::from_raw(holder),
@@ -459,14 +534,18 @@ fn create(spec: &SetSpec) -> Result<i32, SetError> {
                 );
                 let _ = sys::waitpid(holder);
             }
-            result.map(|()| holder)
+            result
         }
     }
 }
 
 /// H0 after the fork: waits for the holder's user namespace, writes its
 /// id maps, lets it go on and waits until it is ready.
-fn finish_holder(spec: &SetSpec, ready_r: OwnedFd, go_w: OwnedFd) -> Result<(), SetError> {
+fn finish_holder(
+    spec: &SetSpec,
+    ready_r: OwnedFd,
+    go_w: OwnedFd,
+) -> Result<(File, File), SetError> {
     let mut ready = File::from(ready_r);
     let mut go = File::from(go_w);
     read_token(
@@ -481,9 +560,10 @@ fn finish_holder(spec: &SetSpec, ready_r: OwnedFd, go_w: OwnedFd) -> Result<(), 
     fs::write("/proc/1/setgroups", "deny").map_err(step_err("write setgroups"))?;
     fs::write("/proc/1/gid_map", idmap::render(&spec.gid_map))
         .map_err(step_err("write gid_map"))?;
+    failpoint("h0-after-maps");
     go.write_all(b"G").map_err(step_err("release holder"))?;
     read_token(&mut ready, b'R', "holder: sanitise")?;
-    Ok(())
+    Ok((ready, go))
 }
 
 fn read_token(pipe: &mut File, want: u8, step: &str) -> Result<(), SetError> {
@@ -510,6 +590,12 @@ fn holder_main(ready_w: OwnedFd, go_r: OwnedFd, holder_exe: Option<OwnedFd>) -> 
         let _ = ready.write_all(format!("E{what}: {e}").as_bytes());
         sys::exit_now(1)
     };
+    // Until H0 has handed us to a caller that holds a pidfd for us, we
+    // die with H0: a helper killed half-way must not leave an unreachable
+    // set. (Had H0 died before this line, the read of "G" below sees EOF.)
+    if sys::set_parent_death_signal(libc::SIGKILL).is_err() {
+        sys::exit_now(1);
+    }
     // a. A procfs for the new pid namespace, and an mqueue fs for the new
     //    ipc namespace; both made before the user namespace, so locked.
     if let Err(e) = sys::mount(
@@ -521,6 +607,7 @@ fn holder_main(ready_w: OwnedFd, go_r: OwnedFd, holder_exe: Option<OwnedFd>) -> 
     ) {
         fail(&mut ready, "mount /proc", e);
     }
+    failpoint("holder-after-proc");
     if fs::symlink_metadata("/dev/mqueue")
         .map(|m| m.is_dir())
         .unwrap_or(false)
@@ -544,6 +631,7 @@ fn holder_main(ready_w: OwnedFd, go_r: OwnedFd, holder_exe: Option<OwnedFd>) -> 
     if let Err(e) = sys::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNS) {
         fail(&mut ready, "unshare user+mount namespaces", e);
     }
+    failpoint("holder-after-userns");
     if ready.write_all(b"U").is_err() {
         sys::exit_now(1);
     }
@@ -569,6 +657,15 @@ fn holder_main(ready_w: OwnedFd, go_r: OwnedFd, holder_exe: Option<OwnedFd>) -> 
         fail(&mut ready, "redirect stdio", e);
     }
     let _ = ready.write_all(b"R");
+    // Wait until H0 knows a caller holds us, then stop dying with H0.
+    if !matches!(go.read(&mut buf), Ok(1)) || buf[0] != b'D' {
+        sys::exit_now(1);
+    }
+    if let Err(e) = sys::set_parent_death_signal(0) {
+        fail(&mut ready, "clear parent-death signal", e);
+    }
+    failpoint("holder-before-exec");
+    let _ = ready.write_all(b"X");
     drop(ready);
     drop(go);
     // e. Become the ~1 kB holder program (holder/holder.rs): a forked copy

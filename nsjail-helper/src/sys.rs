@@ -391,3 +391,10 @@ pub fn stdio_to_dev_null(fds: &[RawFd]) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// `prctl(PR_SET_PDEATHSIG, sig)` (0 clears it).
+pub fn set_parent_death_signal(sig: i32) -> io::Result<()> {
+    // SAFETY: plain prctl with integer arguments.
+    cerr(unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong, 0, 0, 0) })?;
+    Ok(())
+}

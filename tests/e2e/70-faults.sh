@@ -104,5 +104,21 @@ wait $flipper
 check_eq "policy replaced during 20 logins: every login saw a whole policy and got in" 20 \
     "$(grep -l '^pid:' /run/nsjail-test/f*.out | wc -l)"
 set_policy "$(test_policy)"
+
+# ---- the helper killed at each step of set creation (failpoints build) ----------------------
+fp=$REPO/target/failpoints/release/nsjail-helper
+if [ -x "$fp" ]; then
+    install -m755 "$fp" /run/nsjail-test/nsjail-helper-fp
+    for step in h0-after-unshare h0-after-mounts h0-after-fork holder-after-proc holder-after-userns \
+        h0-after-maps h0-before-reply h0-after-reply holder-before-exec; do
+        NSJAIL_FAILPOINT=$step /run/nsjail-test/nsjail-helper-fp run alice -- true >/dev/null 2>&1
+        rc=$?
+        check_ne "killed at $step: the session is refused" 0 "$rc"
+        check "killed at $step: no holder, registry entry or process is left" wait_for clean
+    done
+    check "after the failpoints a normal login works" isolated_login
+else
+    not_ok "failpoints build missing: cargo build --release --features nsjail-helper/failpoints -p nsjail-helper --target-dir target/failpoints"
+fi
 check "after all faults: nothing left" wait_for clean
 done_testing
