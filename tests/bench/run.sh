@@ -191,26 +191,15 @@ ms3() { echo "$1 $2 $3" | tr ' ' '\n' | median | awk '{printf "%.2f", $1/1000}';
 policy_with user kill
 for i in $(seq -w 20); do useradd -m -G students "user$i"; done
 t0=$(date +%s%N)
-pids=()
-for i in $(seq 50); do
-    nsjail-helper run alice -- readlink /proc/self/ns/pid >"/run/nsjail-test/c$i" 2>&1 &
-    pids+=($!)
-done
-wait "${pids[@]}"
+runs_in_parallel c "$(repeat_word 50 alice)" 'readlink /proc/self/ns/pid'
 t1=$(date +%s%N)
-same=$(sort -u /run/nsjail-test/c* | wc -l)
-ok50=$(grep -l '^pid:' /run/nsjail-test/c* | wc -l)
-rm -f /run/nsjail-test/c*
+same=$(runs_sets c)
+ok50=$(runs_ok c)
 t2=$(date +%s%N)
-pids=()
-for i in $(seq -w 20); do
-    nsjail-helper run "user$i" -- sh -c "readlink /proc/self/ns/pid; sleep 0.5" >"/run/nsjail-test/u$i" 2>&1 &
-    pids+=($!)
-done
-wait "${pids[@]}"
+runs_in_parallel u "$(printf 'user%s ' $(seq -w 20))" 'readlink /proc/self/ns/pid; sleep 0.5'
 t3=$(date +%s%N)
-distinct=$(sort -u /run/nsjail-test/u* | wc -l)
-ok20=$(grep -l '^pid:' /run/nsjail-test/u* | wc -l)
+distinct=$(runs_sets u)
+ok20=$(runs_ok u)
 {
     echo
     echo "## 6. Concurrency"

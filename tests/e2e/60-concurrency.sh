@@ -7,17 +7,11 @@ sandbox_enter "$@"
 uid_alice=$(id -u alice)
 for round in 1 2; do
     # 50 parallel runs of alice: each records the pid namespace it saw.
-    pids=()
-    for i in $(seq 50); do
-        nsjail-helper run alice -- sh -c 'readlink /proc/self/ns/pid; sleep 1' >"/run/nsjail-test/c$i.out" 2>&1 &
-        pids+=($!)
-    done
-    wait "${pids[@]}"
-    check_eq "round $round: 50 parallel runs of alice all succeeded" 50 "$(grep -l '^pid:' /run/nsjail-test/c*.out | wc -l)"
-    check_eq "round $round: 50 parallel runs of alice converged on one set" 1 "$(cat /run/nsjail-test/c*.out | sort -u | wc -l)"
+    runs_in_parallel c "$(repeat_word 50 alice)" 'readlink /proc/self/ns/pid; sleep 1'
+    check_eq "round $round: 50 parallel runs of alice all succeeded" 50 "$(runs_ok c)"
+    check_eq "round $round: 50 parallel runs of alice converged on one set" 1 "$(runs_sets c)"
     check "round $round: the set ended with the last session" \
         wait_for sh -c "test ! -e /run/pam_nsjail/sets/u$uid_alice && ! pgrep -x nsjail-holder"
-    rm -f /run/nsjail-test/c*.out
 done
 
 # 20 ssh logins of alice at once converge too.
@@ -36,15 +30,10 @@ for i in $(seq -w 20); do
 done
 for round in 1 2; do
     start=$(date +%s.%N)
-    pids=()
-    for i in $(seq -w 20); do
-        nsjail-helper run "user$i" -- sh -c 'readlink /proc/self/ns/pid; sleep 1' >"/run/nsjail-test/u$i.out" 2>&1 &
-        pids+=($!)
-    done
-    wait "${pids[@]}"
+    runs_in_parallel u "$(printf 'user%s ' $(seq -w 20))" 'readlink /proc/self/ns/pid; sleep 1'
     end=$(date +%s.%N)
-    check_eq "round $round: 20 users in parallel all succeeded" 20 "$(grep -l '^pid:' /run/nsjail-test/u*.out | wc -l)"
-    check_eq "round $round: 20 users in parallel got 20 distinct sets" 20 "$(cat /run/nsjail-test/u*.out | sort -u | wc -l)"
+    check_eq "round $round: 20 users in parallel all succeeded" 20 "$(runs_ok u)"
+    check_eq "round $round: 20 users in parallel got 20 distinct sets" 20 "$(runs_sets u)"
     echo "# round $round: 20 users opened and closed in $(python3 -c "print(round($end - $start, 2))") s (each session sleeps 1 s)"
 done
 check "no set, holder or registry entry leaked" \

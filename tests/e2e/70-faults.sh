@@ -94,15 +94,9 @@ test_policy | sed 's/share = "user"/share = "session"/' >/etc/security/policy-b.
     done
 ) &
 flipper=$!
-pids=()
-for i in $(seq 20); do
-    nsjail-helper run alice -- sh -c 'readlink /proc/self/ns/pid' >"/run/nsjail-test/f$i.out" 2>&1 &
-    pids+=($!)
-done
-wait "${pids[@]}"
+runs_in_parallel f "$(repeat_word 20 alice)" 'readlink /proc/self/ns/pid'
 wait $flipper
-check_eq "policy replaced during 20 logins: every login saw a whole policy and got in" 20 \
-    "$(grep -l '^pid:' /run/nsjail-test/f*.out | wc -l)"
+check_eq "policy replaced during 20 logins: every login saw a whole policy and got in" 20 "$(runs_ok f)"
 set_policy "$(test_policy)"
 
 # ---- the helper killed at each step of set creation (failpoints build) ----------------------

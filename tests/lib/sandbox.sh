@@ -231,6 +231,28 @@ wait_for() {
     return 1
 }
 
+# runs_in_parallel TAG "USER..." CMD: one `nsjail-helper run USER -- sh -c CMD`
+# per listed user, all at once; waits for all of them (not for sshd or the
+# syslog listener). Output of the N-th goes to /run/nsjail-test/TAG.N.
+runs_in_parallel() {
+    local tag=$1 users=$2 cmd=$3 n=0 u pids=()
+    rm -f /run/nsjail-test/"$tag".*
+    for u in $users; do
+        n=$((n + 1))
+        nsjail-helper run "$u" -- sh -c "$cmd" >"/run/nsjail-test/$tag.$n" 2>&1 &
+        pids+=($!)
+    done
+    wait "${pids[@]}"
+}
+
+# runs_ok TAG: how many of those runs printed a pid namespace;
+# runs_sets TAG: how many distinct ones.
+runs_ok() { grep -l '^pid:' /run/nsjail-test/"$1".* | wc -l; }
+runs_sets() { cat /run/nsjail-test/"$1".* | sort -u | wc -l; }
+
+# repeat_word N WORD: WORD repeated N times.
+repeat_word() { printf "$2 %.0s" $(seq "$1"); }
+
 done_testing() {
     echo "1..$TAP_N"
     [ "$TAP_FAILED" = 0 ]
