@@ -201,16 +201,49 @@ pub enum Creator<'a> {
     Fork,
 }
 
+/// A set just created: its holder, and H0, which has handed the holder
+/// over and is exiting.
+#[derive(Debug)]
+pub struct Spawned {
+    pub holder: Holder,
+    pub h0: H0,
+}
+
+/// The H0 process of a set just created. Once it has said `done`, how it
+/// exits no longer matters, but it must be reaped. Its exit frees the
+/// mount namespace the set was built in, which takes a few hundred
+/// microseconds, so a caller keeps this until the login's own work is
+/// done. Dropping it reaps (blocking); a caller that reaps children
+/// itself (sshd) may have done so already, which is fine.
+#[derive(Debug)]
+pub enum H0 {
+    Child(std::process::Child),
+    Forked(i32),
+}
+
+impl Drop for H0 {
+    fn drop(&mut self) {
+        match self {
+            H0::Child(child) => {
+                let _ = child.wait();
+            }
+            H0::Forked(pid) => {
+                let _ = sys::waitpid(*pid);
+            }
+        }
+    }
+}
+
 /// Caller side: starts H0 and returns the new holder, with a pidfd opened
 /// while H0 still keeps the holder's pid from being reused.
-pub fn spawn(creator: Creator<'_>, spec: &SetSpec, proc_root: &Path) -> Result<Holder, SetError> {
+pub fn spawn(creator: Creator<'_>, spec: &SetSpec, proc_root: &Path) -> Result<Spawned, SetError> {
     match creator {
         Creator::Exec(helper) => spawn_exec(helper, spec, proc_root),
         Creator::Fork => spawn_fork(spec, proc_root),
     }
 }
 
-fn spawn_exec(helper: &Path, spec: &SetSpec, proc_root: &Path) -> Result<Holder, SetError> {
+fn spawn_exec(helper: &Path, spec: &SetSpec, proc_root: &Path) -> Result<Spawned, SetError> {
     check_helper(helper).map_err(|e| SetError {
         step: format!("check helper {}", helper.display()),
         cause: e.to_string(),
@@ -228,40 +261,20 @@ fn spawn_exec(helper: &Path, spec: &SetSpec, proc_root: &Path) -> Result<Holder,
             step: format!("exec helper {}", helper.display()),
             cause: e.to_string(),
         })?;
-    let result = match child.stdout.take() {
-        Some(out) => read_helper_reply(out, proc_root),
-        None => Err(SetError {
+    let result = match (child.stdin.take(), child.stdout.take()) {
+        (Some(stdin), Some(stdout)) => hand_over(BufReader::new(stdout), stdin, proc_root),
+        _ => Err(SetError {
             step: "helper reply".into(),
             cause: "no pipe".into(),
         }),
     };
-    // "K"eep tells H0 we hold the pidfd and will register the set; without
-    // it (EOF) H0 ends the set.
-    if let (Ok(_), Some(stdin)) = (&result, child.stdin.as_mut()) {
-        let _ = stdin.write_all(b"K");
-    }
-    drop(child.stdin.take());
-    // H0 exits 0 only once the holder has let go of it; sshd may reap
-    // children itself (ECHILD), in which case the reply is what counts.
-    match child.wait() {
-        Ok(status) if !status.success() => h0_failed(result),
-        _ => result,
-    }
+    // On failure H0 is reaped right here (dropping it waits); on success
+    // the caller decides when.
+    let h0 = H0::Child(child);
+    result.map(|holder| Spawned { holder, h0 })
 }
 
-/// H0 failed after replying: the holder died with it (parent-death
-/// signal); make sure, and report the failure.
-fn h0_failed(result: Result<Holder, SetError>) -> Result<Holder, SetError> {
-    if let Ok(holder) = &result {
-        let _ = sys::pidfd_send_signal(holder.pidfd.as_fd(), libc::SIGKILL);
-    }
-    Err(SetError {
-        step: "hand over the holder".into(),
-        cause: "the helper exited before handing over the new set".into(),
-    })
-}
-
-fn spawn_fork(spec: &SetSpec, proc_root: &Path) -> Result<Holder, SetError> {
+fn spawn_fork(spec: &SetSpec, proc_root: &Path) -> Result<Spawned, SetError> {
     let pipe_err = |e: nix::Error| step_err("pipe")(e.into());
     let (reply_r, reply_w) = nix::unistd::pipe().map_err(pipe_err)?;
     let (release_r, release_w) = nix::unistd::pipe().map_err(pipe_err)?;
@@ -282,23 +295,42 @@ fn spawn_fork(spec: &SetSpec, proc_root: &Path) -> Result<Holder, SetError> {
         sys::Fork::Parent(pid) => {
             drop(reply_w);
             drop(release_r);
-            let result = read_helper_reply(File::from(reply_r), proc_root);
-            let mut release = File::from(release_w);
-            if result.is_ok() {
-                let _ = release.write_all(b"K");
-            }
-            drop(release);
-            match sys::waitpid(pid) {
-                Ok(status) if sys::exit_code(status) != 0 => h0_failed(result),
-                _ => result,
-            }
+            let reply = BufReader::new(File::from(reply_r));
+            let result = hand_over(reply, File::from(release_w), proc_root);
+            let h0 = H0::Forked(pid);
+            result.map(|holder| Spawned { holder, h0 })
         }
     }
 }
 
-fn read_helper_reply(stdout: impl Read, proc_root: &Path) -> Result<Holder, SetError> {
+/// Caller side of the handover: reads H0's `ok PID`, opens a pidfd for
+/// the holder, answers "K"eep, and waits for H0's `done`: from then on
+/// the holder no longer dies with H0. Without the "K" (an error here
+/// closes the pipe) H0 ends the set itself.
+fn hand_over(
+    mut reply: impl BufRead,
+    mut release: impl Write,
+    proc_root: &Path,
+) -> Result<Holder, SetError> {
+    let holder = read_helper_reply(&mut reply, proc_root)?;
+    let _ = release.write_all(b"K");
+    drop(release);
     let mut line = String::new();
-    BufReader::new(stdout)
+    if reply.read_line(&mut line).is_err() || line.trim_end() != "done" {
+        // H0 died or failed before letting go of the holder, which then
+        // died with it (parent-death signal); make sure, and report.
+        let _ = sys::pidfd_send_signal(holder.pidfd.as_fd(), libc::SIGKILL);
+        return Err(SetError {
+            step: "hand over the holder".into(),
+            cause: "the helper exited before handing over the new set".into(),
+        });
+    }
+    Ok(holder)
+}
+
+fn read_helper_reply(reply: &mut impl BufRead, proc_root: &Path) -> Result<Holder, SetError> {
+    let mut line = String::new();
+    reply
         .read_line(&mut line)
         .map_err(step_err("read helper reply"))?;
     let line = line.trim_end();
@@ -377,9 +409,10 @@ fn fd_path(fd: BorrowedFd<'_>) -> String {
     format!("/proc/self/fd/{}", fd.as_raw_fd())
 }
 
-/// H0 side, run as `nsjail-helper __create …` by `spawn`. stdout carries
-/// the one-line reply; EOF on stdin releases H0 once the caller holds a
-/// pidfd for the holder.
+/// H0 side, run as `nsjail-helper __create …` by `spawn`. On stdout,
+/// `ok PID` (or `err STEP: CAUSE`); then, once the caller has a pidfd for
+/// the holder and has answered "K" on stdin, `done` when the holder no
+/// longer dies with H0. EOF instead of "K" ends the set.
 pub fn create_main(spec: &SetSpec) -> i32 {
     let mut out = io::stdout();
     match create(spec) {
@@ -395,6 +428,9 @@ pub fn create_main(spec: &SetSpec) -> i32 {
             let mut buf = [0u8; 1];
             let keep = matches!(io::stdin().read(&mut buf), Ok(1)) && buf[0] == b'K';
             if keep && pending.disarm().is_ok() {
+                failpoint("h0-after-disarm");
+                let _ = writeln!(out, "done");
+                let _ = out.flush();
                 0
             } else {
                 let _ = nix::sys::signal::kill(

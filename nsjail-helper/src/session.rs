@@ -99,6 +99,16 @@ pub struct Opened {
     /// True if this open created the set, false if it joined one.
     pub created: bool,
     pub join_flags: libc::c_int,
+    /// The exiting process that built a new set; reaped when this is
+    /// dropped, so drop it (or `reap_helper`) once the login is placed.
+    pub h0: Option<nsset::H0>,
+}
+
+impl Opened {
+    /// Reaps the process that built the set, if this open created one.
+    pub fn reap_helper(&mut self) {
+        self.h0 = None;
+    }
 }
 
 /// Everything `open` needs about the login.
@@ -131,6 +141,7 @@ pub fn open(reg: &Registry, req: &OpenRequest<'_>) -> Result<Opened, SessionErro
                     join_flags: rec.join_flags(),
                     holder,
                     created: false,
+                    h0: None,
                 });
             }
             // The holder died or its pid now belongs to someone else: the
@@ -139,7 +150,7 @@ pub fn open(reg: &Registry, req: &OpenRequest<'_>) -> Result<Opened, SessionErro
         }
     }
     let plan = plan(req.user, req.settings, req.etc)?;
-    let holder =
+    let nsset::Spawned { holder, h0 } =
         nsset::spawn(req.creator, &plan.spec, reg.proc_root()).map_err(SessionError::Create)?;
     let key = match req.settings.share {
         Share::User => format!("u{}", req.user.uid),
@@ -170,6 +181,7 @@ pub fn open(reg: &Registry, req: &OpenRequest<'_>) -> Result<Opened, SessionErro
         join_flags: rec.join_flags(),
         holder,
         created: true,
+        h0: Some(h0),
     })
 }
 

@@ -104,7 +104,7 @@ fp=$REPO/target/failpoints/release/nsjail-helper
 if [ -x "$fp" ]; then
     install -m755 "$fp" /run/nsjail-test/nsjail-helper-fp
     for step in h0-after-unshare h0-after-mounts h0-after-fork holder-after-proc holder-after-userns \
-        h0-after-maps h0-before-reply h0-after-reply holder-before-exec; do
+        h0-after-maps h0-before-reply h0-after-reply holder-before-exec h0-after-disarm; do
         NSJAIL_FAILPOINT=$step /run/nsjail-test/nsjail-helper-fp run alice -- true >/dev/null 2>&1
         rc=$?
         check_ne "killed at $step: the session is refused" 0 "$rc"
