@@ -9,6 +9,13 @@ host_pidns=$(readlink /proc/self/ns/pid)
 refused() { ! ssh_as "$1" 'echo IN' 2>/dev/null | grep -q IN; }
 isolated_login() { [ "$(ssh_as alice 'readlink /proc/self/ns/pid' 2>/dev/null)" != "$host_pidns" ] && [ -n "$(ssh_as alice 'readlink /proc/self/ns/pid' 2>/dev/null)" ]; }
 clean() { [ -z "$(ls /run/pam_nsjail/sets)" ] && ! pgrep -x nsjail-holder >/dev/null && [ "$(pgrep -c -u alice)" = 0 ]; }
+# wait_for clean, showing what is left if it never gets there.
+settled() {
+    wait_for clean && return 0
+    echo "sets: $(ls -A /run/pam_nsjail/sets | tr '\n' ' ')"
+    ps -eo pid,ppid,user,stat,comm,args --no-headers | grep -v -e ' \[' -e ' ps -eo'
+    return 1
+}
 
 # ---- helper not executable ---------------------------------------------------------
 chmod 644 /usr/sbin/nsjail-helper
@@ -32,7 +39,7 @@ kill -9 "$old_holder"
 check "holder SIGKILLed: the running session dies with it" wait_for sh -c "! kill -0 $s1 2>/dev/null"
 wait $s1 2>/dev/null
 check "holder SIGKILLed: the next login is isolated in a fresh set" isolated_login
-check "holder SIGKILLed: the registry healed (no stale entry, no holder left)" wait_for clean
+check "holder SIGKILLed: the registry healed (no stale entry, no holder left)" settled
 
 # ---- holder pid reused by an unrelated process -------------------------------------------
 ssh_as alice 'exec sleep 30' &
@@ -61,7 +68,7 @@ check_ne "reused pid: the registry names a new holder, not the victim" "$victim"
     "$(sed -n 's/^holder=\([0-9]*\):.*/\1/p' /run/pam_nsjail/sets/u$uid)"
 wait $s3
 kill $victim
-check "reused pid: nothing left" wait_for clean
+check "reused pid: nothing left" settled
 
 # ---- /run full ----------------------------------------------------------------------------
 mount -t tmpfs -o size=64k,mode=700 tmpfs /run/pam_nsjail
@@ -108,11 +115,11 @@ if [ -x "$fp" ]; then
         NSJAIL_FAILPOINT=$step /run/nsjail-test/nsjail-helper-fp run alice -- true >/dev/null 2>&1
         rc=$?
         check_ne "killed at $step: the session is refused" 0 "$rc"
-        check "killed at $step: no holder, registry entry or process is left" wait_for clean
+        check "killed at $step: no holder, registry entry or process is left" settled
     done
     check "after the failpoints a normal login works" isolated_login
 else
     not_ok "failpoints build missing: cargo build --release --features nsjail-helper/failpoints -p nsjail-helper --target-dir target/failpoints"
 fi
-check "after all faults: nothing left" wait_for clean
+check "after all faults: nothing left" settled
 done_testing
