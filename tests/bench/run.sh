@@ -52,12 +52,22 @@ median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a
     echo "A new per-session set each time (\`share = \"session\"\`), against unshare(1) and bubblewrap"
     echo "with the same namespaces (bwrap as in the issue: user, pid, ipc, tmpfs /tmp, new /proc)."
     echo
+    echo "The last four rows are floors, measured in the same run: \`true\` alone (one exec); \`env true\`"
+    echo "(two execs of small C programs: what any launcher plus its command costs at least);"
+    echo "\`id -G alice\` (an exec plus the NSS group lookup every login needs, through this host's"
+    echo "nsswitch.conf: $(sed -n 's/^group: *//p' /etc/nsswitch.conf | tr -s ' ')); and \`nsjail-helper run\` for exempt carol"
+    echo "(helper, policy, NSS, exec of \`true\`, no namespaces)."
+    echo
 } >"$OUT"
 policy_with session kill
 $T "bwrap=bwrap --unshare-user --unshare-pid --unshare-ipc --dev-bind / / --tmpfs /tmp --proc /proc true" \
     "unshare=unshare --user --map-root-user --mount --pid --ipc --fork --mount-proc true" \
     "firejail=firejail --quiet --noprofile --private-tmp true" \
-    "nsjail-helper run (new set)=nsjail-helper run alice -- true" >>"$OUT"
+    "nsjail-helper run (new set)=nsjail-helper run alice -- true" \
+    "floor: true=true" \
+    "floor: env true=env true" \
+    "floor: id -G alice=id -G alice" \
+    "floor: nsjail-helper run carol (exempt)=nsjail-helper run carol -- true" >>"$OUT"
 
 policy_with user linger
 nsjail-helper run alice -- true
@@ -67,7 +77,17 @@ nsjail-helper run alice -- true
     echo
 } >>"$OUT"
 $T "bwrap=bwrap --unshare-user --unshare-pid --unshare-ipc --dev-bind / / --tmpfs /tmp --proc /proc true" \
-    "nsjail-helper run (join)=nsjail-helper run alice -- true" >>"$OUT"
+    "nsjail-helper run (join)=nsjail-helper run alice -- true" \
+    "floor: true=true" \
+    "floor: env true=env true" \
+    "floor: id -G alice=id -G alice" >>"$OUT"
+{
+    echo ""
+    echo "How to read the floors: every \`nsjail-helper run\` execs the helper, looks the user's groups up"
+    echo "through NSS (the policy matches groups; a join needs the same answer as a login) and execs the"
+    echo "command, so it cannot beat \`id -G alice\` plus one more exec (\`env true\` minus \`true\`), whatever it"
+    echo "does with namespaces. The exempt row does all of that and nothing else."
+} >>"$OUT"
 
 # ---- 3. memory ---------------------------------------------------------------------
 holder=$(nsjail-helper list --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["holder_pid"])')
@@ -165,6 +185,20 @@ t0=$(date +%s%N)
 nsjail-helper stop alice >/dev/null
 t1=$(date +%s%N)
 left=$(pgrep -c -x nsjail-holder || true)
+per_set1000=$(( (before - after) / 1000 ))
+# The same 1000 sleeping processes without any set (exempt carol runs in
+# the host namespaces), to separate what a set costs from what the
+# sleeping process it holds costs anywhere.
+sleep 1
+before=$(awk '/MemAvailable/{print $2}' /proc/meminfo)
+for i in $(seq 1000); do
+    nsjail-helper run carol -- sh -c 'sleep 100001 >/dev/null 2>&1 </dev/null &'
+done
+sleep 1
+after=$(awk '/MemAvailable/{print $2}' /proc/meminfo)
+sleepers=$(pgrep -c -u carol -x sleep || true)
+pkill -u carol -x sleep || true
+per_sleeper=$(( (before - after) / 1000 ))
 ms3() { echo "$1 $2 $3" | tr ' ' '\n' | median | awk '{printf "%.2f", $1/1000}'; }
 {
     echo
@@ -181,7 +215,9 @@ ms3() { echo "$1 $2 $3" | tr ' ' '\n' | median | awk '{printf "%.2f", $1/1000}';
     echo "| open the 1000th set | $(ms3 ${open_ms[998]} ${open_ms[999]} ${open_ms[1000]}) ms |"
     echo "| live sets afterwards | $live |"
     echo "| host mount table growth over 1000 sets | $((mounts_after - mounts_before)) lines |"
-    echo "| all-in memory per set (MemAvailable drop / 1000, incl. the sleeping process) | $(( (before - after) / 1000 )) kB |"
+    echo "| all-in memory per set (MemAvailable drop / 1000, incl. the sleeping process) | $per_set1000 kB |"
+    echo "| the same sleeping process without a set ($sleepers of them, exempt carol, host namespaces) | $per_sleeper kB |"
+    echo "| what a set adds to the process it holds (difference) | $((per_set1000 - per_sleeper)) kB |"
     echo "| holder PSS, median over the 1000 holders | $pss1000 kB |"
     echo "| tear all 1000 down (\`nsjail-helper stop\`) | $(( (t1 - t0) / 1000000 )) ms |"
     echo "| holders left after teardown | $left |"
