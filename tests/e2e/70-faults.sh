@@ -61,9 +61,11 @@ check "reused pid: the stale record names the victim" grep -q "^holder=$victim:"
 check_ne "reused pid: the victim really has another start time" "$dead_start" "$(awk '{print $22}' /proc/$victim/stat)"
 check "reused pid: the login still gets an isolated set" isolated_login
 check "reused pid: the unrelated process was never signalled" kill -0 $victim
-ssh_as alice 'exec sleep 3' &
+ssh_as alice 'exec sleep 5' &
 s3=$!
-wait_for test -e /run/pam_nsjail/sets/u$uid
+# Wait for this login's sleep to be in a set: the record of the previous
+# login may still be there, about to be removed by its close_session.
+wait_for sh -c "nsjail-helper enter alice -- ps -e -o comm= | grep -q sleep"
 check_ne "reused pid: the registry names a new holder, not the victim" "$victim" \
     "$(sed -n 's/^holder=\([0-9]*\):.*/\1/p' /run/pam_nsjail/sets/u$uid)"
 wait $s3
