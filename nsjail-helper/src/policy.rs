@@ -1145,6 +1145,12 @@ mod tests {
         assert_eq!(errs(text), vec![expected.to_owned()], "for {text:?}");
     }
 
+    /// The first error starts with `prefix`.
+    fn first_err_starts(text: &str, prefix: &str) {
+        let e = errs(text);
+        assert!(e[0].starts_with(prefix), "{}", e[0]);
+    }
+
     /// A policy that is valid except for `extra` lines (from line 4).
     fn with(extra: &str) -> String {
         format!("[[policy]]\nname = \"p\"\ngroups = [\"g\"]\n{extra}\n")
@@ -1450,8 +1456,7 @@ on_logout = "kill"
             "{}",
             e[0]
         );
-        let e = errs("[[policy]]\nname = \"x\ngroups = []\n");
-        assert!(e[0].starts_with("/p.toml:2:"), "{}", e[0]);
+        first_err_starts("[[policy]]\nname = \"x\ngroups = []\n", "/p.toml:2:");
     }
 
     #[test]
@@ -1463,48 +1468,35 @@ on_logout = "kill"
             "{}",
             e[0]
         );
-        let e = errs("[defualts]\nisolate = true\n");
-        assert!(
-            e[0].starts_with("/p.toml:1:2: unknown field `defualts`"),
-            "{}",
-            e[0]
+        first_err_starts(
+            "[defualts]\nisolate = true\n",
+            "/p.toml:1:2: unknown field `defualts`",
         );
-        let e = errs("[defaults]\n  Isolate = false\n");
-        assert!(
-            e[0].starts_with("/p.toml:2:3: unknown field `Isolate`"),
-            "{}",
-            e[0]
+        first_err_starts(
+            "[defaults]\n  Isolate = false\n",
+            "/p.toml:2:3: unknown field `Isolate`",
         );
-        let e = errs(&with("[policy.extra]"));
-        assert!(
-            e[0].starts_with("/p.toml:4:9: unknown field `extra`"),
-            "{}",
-            e[0]
+        first_err_starts(
+            &with("[policy.extra]"),
+            "/p.toml:4:9: unknown field `extra`",
         );
     }
 
     #[test]
     fn wrong_types_have_positions() {
-        let e = errs(&with("isolate = \"yes\""));
-        assert!(
-            e[0].starts_with("/p.toml:4:11: invalid type: string \"yes\", expected a boolean"),
-            "{}",
-            e[0]
+        first_err_starts(
+            &with("isolate = \"yes\""),
+            "/p.toml:4:11: invalid type: string \"yes\", expected a boolean",
         );
-        let e = errs("[[policy]]\nname = \"p\"\ngroups = \"g\"\n");
-        assert!(e[0].starts_with("/p.toml:3:10: invalid type"), "{}", e[0]);
-        let e = errs("[[policy]]\nname = \"p\"\ngroups = [\"g\", 7]\n");
-        assert!(
-            e[0].starts_with("/p.toml:3:16: invalid type: integer"),
-            "{}",
-            e[0]
+        first_err_starts(
+            "[[policy]]\nname = \"p\"\ngroups = \"g\"\n",
+            "/p.toml:3:10: invalid type",
         );
-        let e = errs(&with("name = \"q\""));
-        assert!(
-            e[0].starts_with("/p.toml:4:1: duplicate key `name`"),
-            "{}",
-            e[0]
+        first_err_starts(
+            "[[policy]]\nname = \"p\"\ngroups = [\"g\", 7]\n",
+            "/p.toml:3:16: invalid type: integer",
         );
+        first_err_starts(&with("name = \"q\""), "/p.toml:4:1: duplicate key `name`");
     }
 
     #[test]
