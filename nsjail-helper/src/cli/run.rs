@@ -55,7 +55,7 @@ pub fn main(args: &[String]) -> CliResult {
     let reg = Registry::open(Path::new(DEFAULT_ROOT)).map_err(|e| fail(DEFAULT_ROOT, e))?;
     let me = procfs::proc_id(Path::new("/proc"), sys::getpid())
         .ok_or_else(|| fail("run", "cannot read own /proc entry"))?;
-    let opened = session::open(
+    let mut opened = session::open(
         &reg,
         &OpenRequest {
             user: &user,
@@ -92,7 +92,7 @@ pub fn main(args: &[String]) -> CliResult {
             "via=run",
         ),
     );
-    let status = run_inside(&user, &opened, &args.command);
+    let status = run_inside(&user, &mut opened, &args.command);
     let closed = session::close(&reg, user.uid, &opened.key, me.pid);
     if let Err(e) = &closed {
         eprintln!("nsjail-helper: close session {}: {e}", opened.key);
@@ -103,7 +103,7 @@ pub fn main(args: &[String]) -> CliResult {
 /// Runs `cmd` as `user` inside the set: a child joins the set's pid
 /// namespace by being forked after `setns(CLONE_NEWPID)`, then joins the
 /// rest and drops to the user before exec.
-fn run_inside(user: &UserInfo, opened: &session::Opened, cmd: &[String]) -> CliResult {
+fn run_inside(user: &UserInfo, opened: &mut session::Opened, cmd: &[String]) -> CliResult {
     let exec = prepare_exec(user, cmd)?;
     let gids = user.all_gids();
     // Only our children enter the pid namespace; we stay in the host's
@@ -134,6 +134,9 @@ fn run_inside(user: &UserInfo, opened: &session::Opened, cmd: &[String]) -> CliR
         }
         exec.run()
     };
+    // The command is on its way: now reap the process that built a new
+    // set, rather than leave it a zombie for the whole session.
+    opened.reap_helper();
     let status = sys::waitpid(child).map_err(|e| fail("wait", e))?;
     sys::restore_signal(libc::SIGINT, old_int);
     sys::restore_signal(libc::SIGQUIT, old_quit);
