@@ -37,7 +37,7 @@ step "cargo build (failpoints test build)" cargo build --release --locked --quie
     --features nsjail-helper/failpoints -p nsjail-helper --target-dir target/failpoints
 step "cargo fmt --check" cargo fmt --all -- --check
 step "cargo clippy -D warnings" cargo clippy --locked --quiet --all-targets -- -D warnings
-step "cargo test (unit tests)" cargo test --workspace --locked --quiet
+step "cargo test (unit tests, with the root-only ones)" cargo test --workspace --locked --quiet -- --include-ignored
 
 for script in tests/e2e/*.sh; do
     echo "# $script"

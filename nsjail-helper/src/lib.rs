@@ -14,4 +14,5 @@ pub mod registry;
 pub mod session;
 pub mod subid;
 pub mod sys;
+pub mod trust;
 pub mod user;

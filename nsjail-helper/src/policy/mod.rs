@@ -1,0 +1,21 @@
+//! The policy file (`/etc/security/pam_nsjail.toml`, DESIGN §4), in four
+//! parts: the validated `model` and its first-match decision, `load`ing
+//! with the trust check, the `validate`ing parser, and `error`s with
+//! positions. Loading never panics: the PAM module runs this inside sshd.
+#![forbid(unsafe_code)]
+
+mod error;
+mod load;
+mod model;
+mod validate;
+
+pub use error::{ConfigError, LoadError};
+pub use load::{load, load_with_text, MAX_POLICY_BYTES};
+pub use model::{
+    Config, Decision, MatchReason, Namespace, OnLogout, PolicyEntry, Propagation, Settings, Share,
+    SubidMode,
+};
+pub use validate::{parse, MAX_POLICY_NAME, MAX_PRIVATE_TMP};
+
+#[cfg(test)]
+mod tests;

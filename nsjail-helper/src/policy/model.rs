@@ -1,0 +1,334 @@
+//! The validated policy: namespaces, the per-policy settings, and the
+//! first-match-in-file-order decision for one login.
+#![forbid(unsafe_code)]
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::PathBuf;
+
+use crate::user::UserInfo;
+
+/// A namespace a policy can ask for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Namespace {
+    User,
+    Mount,
+    Pid,
+    Ipc,
+    Uts,
+    Net,
+}
+
+impl Namespace {
+    /// Every namespace, in the order the kernel joins them.
+    pub const ALL: [Namespace; 6] = [
+        Namespace::User,
+        Namespace::Mount,
+        Namespace::Pid,
+        Namespace::Ipc,
+        Namespace::Uts,
+        Namespace::Net,
+    ];
+    /// The namespaces an isolating policy must include: without any one of
+    /// them the isolation DESIGN §1 promises does not hold.
+    pub const REQUIRED: [Namespace; 4] = [
+        Namespace::User,
+        Namespace::Mount,
+        Namespace::Pid,
+        Namespace::Ipc,
+    ];
+
+    /// The TOML spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Namespace::User => "user",
+            Namespace::Mount => "mount",
+            Namespace::Pid => "pid",
+            Namespace::Ipc => "ipc",
+            Namespace::Uts => "uts",
+            Namespace::Net => "net",
+        }
+    }
+
+    pub(crate) fn parse(text: &str) -> Option<Namespace> {
+        Namespace::ALL.into_iter().find(|n| n.as_str() == text)
+    }
+}
+
+impl fmt::Display for Namespace {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Defines a string-valued setting with its TOML spellings; `parse` and
+/// the list of choices for error messages come from the same table.
+macro_rules! choice {
+    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum $name { $($(#[$vdoc])* $variant),+ }
+
+        impl $name {
+            /// The TOML spelling.
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+
+            pub(crate) fn parse(text: &str) -> Option<Self> {
+                match text { $($text => Some($name::$variant),)+ _ => None }
+            }
+
+            /// `"a", "b"` for error messages.
+            pub(crate) fn choices() -> String {
+                [$(concat!("\"", $text, "\"")),+].join(", ")
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+choice!(
+    /// Who shares one namespace set.
+    Share {
+        /// All logins of one user share a set.
+        User = "user",
+        /// Every login gets its own set.
+        Session = "session",
+    }
+);
+choice!(
+    /// Mount propagation from the host into the set.
+    Propagation {
+        Slave = "slave",
+        Private = "private",
+    }
+);
+choice!(
+    /// What to do when the user has no `/etc/subuid` / `/etc/subgid` range.
+    SubidMode {
+        /// Refuse the login.
+        Required = "required",
+        /// Map only the user's own ids.
+        Optional = "optional",
+    }
+);
+choice!(
+    /// What happens to a set when its last session ends.
+    OnLogout {
+        Kill = "kill",
+        Linger = "linger",
+    }
+);
+
+/// What an isolating policy does.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settings {
+    pub namespaces: Vec<Namespace>,
+    pub share: Share,
+    pub private_tmp: Vec<PathBuf>,
+    /// Canonical tmpfs `size=` value, e.g. "512M" or "10%".
+    pub tmp_size: Option<String>,
+    pub propagation: Propagation,
+    pub subids: SubidMode,
+    pub on_logout: OnLogout,
+}
+
+impl Default for Settings {
+    /// The built-in defaults (DESIGN §4).
+    fn default() -> Self {
+        Settings {
+            namespaces: Namespace::REQUIRED.to_vec(),
+            share: Share::User,
+            private_tmp: ["/tmp", "/var/tmp", "/dev/shm"]
+                .into_iter()
+                .map(PathBuf::from)
+                .collect(),
+            tmp_size: None,
+            propagation: Propagation::Slave,
+            subids: SubidMode::Required,
+            on_logout: OnLogout::Kill,
+        }
+    }
+}
+
+/// One validated `[[policy]]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PolicyEntry {
+    pub name: String,
+    pub groups: Vec<String>,
+    pub users: Vec<String>,
+    /// PAM service names; empty means every service.
+    pub services: Vec<String>,
+    /// False for an explicit exemption.
+    pub isolate: bool,
+    /// Own keys, else `[defaults]`, else built-in defaults.
+    pub settings: Settings,
+    /// Line of the `[[policy]]` header.
+    pub line: usize,
+}
+
+impl PolicyEntry {
+    fn applies_to_service(&self, service: &str) -> bool {
+        self.services.is_empty() || self.services.iter().any(|s| s == service)
+    }
+
+    /// Why `user` matches this policy (ignoring services), if it does.
+    fn match_user(&self, user: &UserInfo) -> Option<MatchReason> {
+        if self.users.contains(&user.name) {
+            return Some(MatchReason::User {
+                user: user.name.clone(),
+            });
+        }
+        user.groups.iter().find_map(|g| {
+            let name = g.name.as_deref()?;
+            self.groups
+                .iter()
+                .any(|pg| pg == name)
+                .then(|| MatchReason::Group {
+                    user: user.name.clone(),
+                    group: name.to_owned(),
+                    primary: g.primary,
+                })
+        })
+    }
+}
+
+/// A validated policy file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    pub(super) defaults_isolate: bool,
+    pub(super) defaults: Settings,
+    pub(super) policies: Vec<PolicyEntry>,
+}
+
+/// Why a policy applies.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MatchReason {
+    /// uid 0 is never isolated.
+    Root,
+    /// The user is listed in the policy's `users`.
+    User { user: String },
+    /// The user is a member of one of the policy's `groups`.
+    Group {
+        user: String,
+        group: String,
+        /// Membership through the passwd entry's gid (else supplementary).
+        primary: bool,
+    },
+    /// No `[[policy]]` matched.
+    Defaults { user: String },
+}
+
+impl fmt::Display for MatchReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MatchReason::Root => f.write_str("root (uid 0) is never isolated"),
+            MatchReason::User { user } => write!(f, "{user} is listed in users"),
+            MatchReason::Group {
+                user,
+                group,
+                primary,
+            } => {
+                let kind = if *primary { "primary" } else { "supplementary" };
+                write!(f, "{user} is in group {group} ({kind})")
+            }
+            MatchReason::Defaults { user } => {
+                write!(f, "no policy matches {user}; [defaults] applies")
+            }
+        }
+    }
+}
+
+/// The outcome for one login.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decision {
+    /// The policy's name, "defaults", or "-" for root.
+    pub policy: String,
+    pub reason: MatchReason,
+    /// `Some` exactly when the login is isolated.
+    pub settings: Option<Settings>,
+}
+
+impl Config {
+    /// The `[[policy]]` entries in file order.
+    pub fn policies(&self) -> &[PolicyEntry] {
+        &self.policies
+    }
+
+    /// Whether `[defaults]` isolates users no policy matches.
+    pub fn defaults_isolate(&self) -> bool {
+        self.defaults_isolate
+    }
+
+    /// The settings `[defaults]` gives (built-in defaults for unset keys).
+    pub fn default_settings(&self) -> &Settings {
+        &self.defaults
+    }
+
+    /// Every group name any policy refers to, once each, in file order
+    /// (for "unknown group" warnings).
+    pub fn group_names(&self) -> impl Iterator<Item = &str> + '_ {
+        unique(self.policies.iter().flat_map(|p| &p.groups))
+    }
+
+    /// Group names of the isolating policies, once each, in file order.
+    /// A group listed here may still be exempted for some users by an
+    /// earlier policy; `decide` is the authority.
+    pub fn isolating_groups(&self) -> impl Iterator<Item = &str> + '_ {
+        unique(
+            self.policies
+                .iter()
+                .filter(|p| p.isolate)
+                .flat_map(|p| &p.groups),
+        )
+    }
+
+    /// The first `[[policy]]` in file order whose services include
+    /// `service` (or are empty) and which lists the user or one of the
+    /// user's groups (primary or supplementary); else `[defaults]`. Root
+    /// is never isolated.
+    pub fn decide(&self, user: &UserInfo, service: &str) -> Decision {
+        if user.uid == 0 {
+            return Decision {
+                policy: "-".into(),
+                reason: MatchReason::Root,
+                settings: None,
+            };
+        }
+        let matched = self
+            .policies
+            .iter()
+            .filter(|p| p.applies_to_service(service))
+            .find_map(|p| p.match_user(user).map(|reason| (p, reason)));
+        match matched {
+            Some((p, reason)) => Decision {
+                policy: p.name.clone(),
+                reason,
+                settings: p.isolate.then(|| p.settings.clone()),
+            },
+            None => Decision {
+                policy: "defaults".into(),
+                reason: MatchReason::Defaults {
+                    user: user.name.clone(),
+                },
+                settings: self.defaults_isolate.then(|| self.defaults.clone()),
+            },
+        }
+    }
+}
+
+/// The distinct strings of `items`, first occurrence first.
+fn unique<'a>(items: impl Iterator<Item = &'a String>) -> impl Iterator<Item = &'a str> {
+    let mut seen = BTreeSet::new();
+    items
+        .map(String::as_str)
+        .filter(|s| seen.insert(*s))
+        .collect::<Vec<_>>()
+        .into_iter()
+}
