@@ -1,18 +1,23 @@
-//! The pam_nsjail engine: policy, sub-id ranges, id maps, namespace sets and
-//! their registry. Shared by the `nsjail-helper` binary and the PAM module.
+//! The pam_nsjail engine: policy, sub-id ranges, id maps, namespace sets,
+//! their registry, and the one login flow (`session::login`) that the PAM
+//! module and `nsjail-helper run` share.
 //!
-//! All `unsafe` code lives in `sys`; the policy, sub-id and id-map modules
-//! are pure logic with unit tests that need no root.
+//! All `unsafe` code of the crate lives in the private `sys` module; every
+//! other module forbids it.
 
+pub mod admin;
+pub mod child;
 pub mod cli;
 pub mod idmap;
 pub mod log;
 pub mod nsset;
+pub mod paths;
 pub mod policy;
 pub mod procfs;
 pub mod registry;
+pub mod runner;
 pub mod session;
 pub mod subid;
-pub mod sys;
+mod sys;
 pub mod trust;
 pub mod user;

@@ -1,6 +1,7 @@
 //! The helper's syslog lines (facility authpriv, ident `nsjail-helper`).
 //! The PAM module logs through `pam_syslog` instead, inside sshd's own
 //! syslog connection.
+#![forbid(unsafe_code)]
 
 use syslog::{Facility, Formatter3164};
 

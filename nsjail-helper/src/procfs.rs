@@ -1,5 +1,6 @@
 //! Reads the few facts about a process the registry needs, from the host's
 //! `/proc` (root-owned and kernel-generated, never a path a user controls).
+#![forbid(unsafe_code)]
 
 use std::fs;
 use std::io;

@@ -11,20 +11,23 @@
 //! inode; `attach` opens a pidfd first and verifies all three afterwards,
 //! so a reused pid is never joined.
 
+#![forbid(unsafe_code)]
+
 use std::fmt::Write as _;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::os::fd::AsFd;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::{Flock, FlockArg};
 
 use crate::nsset::Holder;
+use crate::paths;
+use crate::policy::{OnLogout, Share};
 use crate::procfs::{self, ProcId};
 use crate::sys;
-
-pub const DEFAULT_ROOT: &str = "/run/pam_nsjail";
+use crate::trust;
 
 /// How long a login waits for another login of the same user to finish
 /// creating or joining a set.
@@ -42,8 +45,8 @@ pub struct SetRecord {
     pub uid: u32,
     pub gid: u32,
     pub policy: String,
-    pub share: String,
-    pub on_logout: String,
+    pub share: Share,
+    pub on_logout: OnLogout,
     pub holder: ProcId,
     pub userns: u64,
     pub uts: bool,
@@ -79,8 +82,8 @@ impl SetRecord {
             uid: 0,
             gid: 0,
             policy: String::new(),
-            share: String::new(),
-            on_logout: String::new(),
+            share: Share::User,
+            on_logout: OnLogout::Kill,
             holder: ProcId { pid: 0, start: 0 },
             userns: 0,
             uts: false,
@@ -102,8 +105,8 @@ impl SetRecord {
                 "uid" => rec.uid = v.parse().ok()?,
                 "gid" => rec.gid = v.parse().ok()?,
                 "policy" => rec.policy = v.to_owned(),
-                "share" => rec.share = v.to_owned(),
-                "on_logout" => rec.on_logout = v.to_owned(),
+                "share" => rec.share = Share::parse(v)?,
+                "on_logout" => rec.on_logout = OnLogout::parse(v)?,
                 "holder" => rec.holder = proc_id(v)?,
                 "userns" => rec.userns = v.parse().ok()?,
                 "uts" => rec.uts = v == "true",
@@ -126,6 +129,8 @@ impl SetRecord {
 pub struct Registry {
     root: PathBuf,
     proc_root: PathBuf,
+    /// Who must own the directory: root (tests use their own uid).
+    owner: u32,
 }
 
 /// Held while a user's sets are examined or changed.
@@ -133,51 +138,22 @@ pub struct UserLock {
     _lock: Flock<File>,
 }
 
-fn check_private_dir(path: &Path, meta: &fs::Metadata) -> io::Result<()> {
-    if !meta.is_dir() || meta.uid() != 0 || meta.mode() & 0o077 != 0 {
-        return Err(io::Error::new(
-            io::ErrorKind::PermissionDenied,
-            format!(
-                "{} must be a root-owned directory with mode 0700 (found uid {} mode {:o})",
-                path.display(),
-                meta.uid(),
-                meta.mode() & 0o7777
-            ),
-        ));
-    }
-    Ok(())
-}
-
-fn ensure_private_dir(path: &Path) -> io::Result<()> {
-    if let Ok(meta) = fs::symlink_metadata(path) {
-        return check_private_dir(path, &meta);
-    }
-    match fs::DirBuilder::new().mode(0o700).create(path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-        Err(e) => {
-            return Err(io::Error::new(
-                e.kind(),
-                format!("create {}: {e}", path.display()),
-            ))
-        }
-    }
-    check_private_dir(path, &fs::symlink_metadata(path)?)
-}
-
 impl Registry {
     /// Opens (creating if needed) the registry at `root`.
     pub fn open(root: &Path) -> io::Result<Registry> {
-        Self::open_with_proc(root, Path::new("/proc"))
+        Self::open_as(root, Path::new(paths::PROC), 0)
     }
 
-    pub fn open_with_proc(root: &Path, proc_root: &Path) -> io::Result<Registry> {
-        ensure_private_dir(root)?;
-        ensure_private_dir(&root.join("locks"))?;
-        ensure_private_dir(&root.join("sets"))?;
+    /// `open` with the `/proc` to read and the owner the directories must
+    /// have (0 outside tests).
+    pub(crate) fn open_as(root: &Path, proc_root: &Path, owner: u32) -> io::Result<Registry> {
+        for dir in [root.to_owned(), root.join("locks"), root.join("sets")] {
+            trust::open_private_dir(&dir, owner)?;
+        }
         Ok(Registry {
             root: root.to_owned(),
             proc_root: proc_root.to_owned(),
+            owner,
         })
     }
 
@@ -305,7 +281,7 @@ impl Registry {
         if procfs::ns_inode(&self.proc_root, rec.holder.pid, "user").ok()? != rec.userns {
             return None;
         }
-        if sys::pidfd_exited(pidfd.as_fd(), 0).unwrap_or(true) {
+        if pidfd_exited(pidfd.as_fd(), 0).unwrap_or(true) {
             return None;
         }
         Some(Holder {
@@ -328,46 +304,71 @@ pub fn kill_holder(holder: &Holder, wait_ms: i32) -> io::Result<()> {
     sys::pidfd_send_signal(holder.pidfd.as_fd(), libc::SIGKILL)?;
     // pid 1 of a pid namespace exits only after every other member is gone,
     // so its pidfd turning readable means the whole set is dead.
-    sys::pidfd_exited(holder.pidfd.as_fd(), wait_ms)?;
+    pidfd_exited(holder.pidfd.as_fd(), wait_ms)?;
     Ok(())
 }
 
-/// Keeps a copy of the last policy text that validated, so that a broken
-/// edit never locks out the users it exempted (DESIGN §4: on_error=deny
-/// refuses only logins that are isolated or whose status is unknown).
-/// Best effort: failing to keep the copy never fails a login.
-pub fn remember_valid_policy(root: &Path, text: &str) {
-    let dest = root.join("policy.last-good");
-    if fs::read(&dest).ok().as_deref() == Some(text.as_bytes()) {
-        return;
-    }
-    if Registry::open(root).is_err() {
-        return;
-    }
-    let tmp = root.join(format!(".policy.last-good.{}", sys::getpid()));
-    let written = fs::OpenOptions::new()
-        .create_new(true)
-        .write(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(&tmp)
-        .and_then(|mut f| f.write_all(text.as_bytes()));
-    if written.is_ok() {
-        let _ = fs::rename(&tmp, &dest);
-    } else {
-        let _ = fs::remove_file(&tmp);
+/// Whether the process behind `pidfd` has exited (a zombie counts as
+/// exited), waiting up to `timeout_ms`: a pidfd polls readable once its
+/// process terminates.
+pub fn pidfd_exited(pidfd: std::os::fd::BorrowedFd<'_>, timeout_ms: i32) -> io::Result<bool> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let timeout = PollTimeout::try_from(timeout_ms.max(0)).unwrap_or(PollTimeout::ZERO);
+    loop {
+        match poll(&mut [PollFd::new(pidfd, PollFlags::POLLIN)], timeout) {
+            Ok(n) => return Ok(n > 0),
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
     }
 }
 
-/// The last policy that validated, if one was seen since boot.
-pub fn last_valid_policy(root: &Path) -> Option<crate::policy::Config> {
-    let path = root.join("policy.last-good");
-    let meta = fs::symlink_metadata(&path).ok()?;
-    if !meta.is_file() || meta.uid() != 0 || meta.mode() & 0o022 != 0 {
-        return None;
+impl Registry {
+    /// Keeps a copy of the last policy text of `path` that validated, so
+    /// that a broken edit never locks out the users it exempted (DESIGN
+    /// §4: on_error=deny refuses only logins that are isolated or whose
+    /// status is unknown). Best effort: failing to keep it never fails a
+    /// login. Only logins call this; `check` never changes what logins use.
+    pub fn remember_valid_policy(&self, path: &Path, text: &str) {
+        let dest = self.root.join("policy.last-good");
+        let text = format!("{}{text}", last_good_header(path));
+        if fs::read(&dest).ok().as_deref() == Some(text.as_bytes()) {
+            return;
+        }
+        let tmp = self
+            .root
+            .join(format!(".policy.last-good.{}", nix::unistd::getpid()));
+        let written = fs::OpenOptions::new()
+            .create_new(true)
+            .write(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&tmp)
+            .and_then(|mut f| f.write_all(text.as_bytes()));
+        if written.is_ok() {
+            let _ = fs::rename(&tmp, &dest);
+        } else {
+            let _ = fs::remove_file(&tmp);
+        }
     }
-    let text = fs::read_to_string(&path).ok()?;
-    crate::policy::parse(&path, &text).ok()
+
+    /// The last policy of `path` that validated, if a login loaded one
+    /// since boot.
+    pub fn last_valid_policy(&self, path: &Path) -> Option<crate::policy::Config> {
+        let copy = self.root.join("policy.last-good");
+        let meta = fs::symlink_metadata(&copy).ok()?;
+        if !meta.is_file() || meta.uid() != self.owner || meta.mode() & 0o022 != 0 {
+            return None;
+        }
+        let text = fs::read_to_string(&copy).ok()?;
+        let text = text.strip_prefix(&last_good_header(path))?;
+        crate::policy::parse(path, text).ok()
+    }
+}
+
+/// First line of the last-valid copy: which file it is a copy of.
+fn last_good_header(path: &Path) -> String {
+    format!("# last valid copy of {}\n", path.display())
 }
 
 pub fn now_secs() -> u64 {
@@ -388,8 +389,8 @@ mod tests {
             uid: 1001,
             gid: 1002,
             policy: "students".into(),
-            share: "user".into(),
-            on_logout: "kill".into(),
+            share: Share::User,
+            on_logout: OnLogout::Kill,
             holder: ProcId {
                 pid: 42,
                 start: 777,
@@ -409,6 +410,25 @@ mod tests {
     }
 
     #[test]
+    fn the_last_valid_policy_is_kept_and_read_back() {
+        let root = temp_root("last");
+        let reg = Registry::open_as(&root, Path::new("/proc"), my_uid()).expect("open");
+        let path = Path::new("/etc/p.toml");
+        assert!(reg.last_valid_policy(path).is_none());
+        reg.remember_valid_policy(path, "[[policy]]\nname = \"p\"\ngroups = [\"g\"]\n");
+        assert_eq!(
+            reg.last_valid_policy(path).expect("kept").policies().len(),
+            1
+        );
+        assert!(
+            reg.last_valid_policy(Path::new("/etc/other.toml"))
+                .is_none(),
+            "a copy of one file never stands in for another"
+        );
+        fs::remove_dir_all(&root).expect("cleanup");
+    }
+
+    #[test]
     fn corrupt_records_are_rejected() {
         assert_eq!(SetRecord::parse("u1", "user=alice\nholder=x:1\n"), None);
         assert_eq!(SetRecord::parse("u1", "bogus=1\n"), None);
@@ -419,17 +439,21 @@ mod tests {
         std::env::temp_dir().join(format!("nsjail-reg-{tag}-{}", std::process::id()))
     }
 
+    fn my_uid() -> u32 {
+        nix::unistd::geteuid().as_raw()
+    }
+
+    fn my_pid() -> i32 {
+        nix::unistd::getpid().as_raw()
+    }
+
     #[test]
     fn registry_stores_and_verifies_records() {
-        if sys::geteuid() != 0 {
-            eprintln!("skipped: the registry must be root-owned");
-            return;
-        }
         let root = temp_root("store");
-        let reg = Registry::open(&root).expect("open");
+        let reg = Registry::open_as(&root, Path::new("/proc"), my_uid()).expect("open");
         let mut rec = sample();
         // A record naming a process that is not its holder is never attached.
-        rec.holder = procfs::proc_id(Path::new("/proc"), sys::getpid()).expect("self");
+        rec.holder = procfs::proc_id(Path::new("/proc"), my_pid()).expect("self");
         rec.userns = 1; // wrong namespace inode
         reg.write(&rec).expect("write");
         assert_eq!(reg.read("u1001").expect("read"), Some(rec.clone()));
@@ -453,14 +477,11 @@ mod tests {
 
     #[test]
     fn registry_refuses_an_open_directory() {
-        if sys::geteuid() != 0 {
-            return;
-        }
         let root = temp_root("perm");
         fs::create_dir_all(&root).expect("mkdir");
         fs::set_permissions(&root, std::os::unix::fs::PermissionsExt::from_mode(0o755))
             .expect("chmod");
-        let err = Registry::open(&root)
+        let err = Registry::open_as(&root, Path::new("/proc"), my_uid())
             .err()
             .expect("must refuse a 0755 registry");
         assert!(err.to_string().contains("mode 0700"), "{err}");
@@ -472,8 +493,9 @@ mod tests {
         let reg = Registry {
             root: PathBuf::from("/nonexistent"),
             proc_root: PathBuf::from("/proc"),
+            owner: 0,
         };
-        let me = procfs::proc_id(Path::new("/proc"), sys::getpid()).expect("self");
+        let me = procfs::proc_id(Path::new("/proc"), my_pid()).expect("self");
         let mut rec = sample();
         rec.sessions = vec![
             me,

@@ -58,16 +58,23 @@ impl fmt::Display for UserError {
 
 impl std::error::Error for UserError {}
 
+impl UserError {
+    /// NSS has no user `name`.
+    pub fn unknown(name: &str) -> UserError {
+        UserError(format!("unknown user '{name}'"))
+    }
+}
+
 /// Looks `name` up with getpwnam and getgrouplist.
 pub fn lookup_user(name: &str) -> Result<UserInfo, UserError> {
     // Checked first: nix would turn a NUL into a bare EINVAL.
     let cname = CString::new(name).map_err(|_| UserError(format!("invalid user name {name:?}")))?;
     if name.is_empty() {
-        return Err(UserError("unknown user ''".into()));
+        return Err(UserError::unknown(name));
     }
     let user = match User::from_name(name) {
         Ok(Some(u)) => u,
-        Ok(None) => return Err(UserError(format!("unknown user '{name}'"))),
+        Ok(None) => return Err(UserError::unknown(name)),
         Err(e) => return Err(UserError(format!("cannot look up user '{name}': {e}"))),
     };
     let gids = nix::unistd::getgrouplist(&cname, user.gid)

@@ -1,19 +1,11 @@
 //! Module arguments from the PAM configuration line (DESIGN §4).
 
+#![forbid(unsafe_code)]
+
 use std::path::PathBuf;
 
-pub const DEFAULT_CONFIG: &str = "/etc/security/pam_nsjail.toml";
-pub const DEFAULT_HELPER: &str = "/usr/sbin/nsjail-helper";
-
-/// What to do when the policy cannot be read or is invalid.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum OnError {
-    /// Refuse every non-root login that is isolated or whose status is
-    /// unknown (the default).
-    Deny,
-    /// Let such logins in unconfined, with a LOG_ERR line.
-    Allow,
-}
+use nsjail::paths::{HELPER as DEFAULT_HELPER, POLICY as DEFAULT_CONFIG};
+pub use nsjail::session::OnError;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ModuleArgs {

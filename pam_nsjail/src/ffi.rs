@@ -1,9 +1,14 @@
-//! The module's only `unsafe` code: `pam_syslog` and typed access to PAM
-//! module data.
+//! The module's only `unsafe` code: `pam_syslog`, and PAM module data,
+//! which PAM hands back untyped: each key below is only ever stored and
+//! read as its one type.
 
+use std::cell::Cell;
 use std::ffi::CString;
+use std::os::fd::OwnedFd;
 use std::os::raw::{c_char, c_int};
 
+use nsjail::nsset::Identity;
+use pam::constants::PamResultCode;
 use pam::module::PamHandle;
 
 #[link(name = "pam")]
@@ -22,9 +27,44 @@ pub fn syslog(pamh: &PamHandle, priority: c_int, msg: &str) {
     unsafe { pam_syslog(pamh, priority, c"%s".as_ptr(), msg.as_ptr()) };
 }
 
-/// Reads module data stored by `set_data::<T>` under `key`.
-pub fn get_data<'a, T>(pamh: &'a PamHandle, key: &str) -> Option<&'a T> {
-    // SAFETY: this module only ever stores values of one type per key
-    // (see `keys` in lib.rs), so the type read back is the type stored.
-    unsafe { pamh.get_data::<T>(key) }.ok()
+/// Stored under `AUTH_KEY`: setcred ran in this process before
+/// open_session (the auth line is present, in sshd's order).
+pub struct AuthSeen {
+    pub pid: u32,
+}
+
+/// Stored under `SESSION_KEY`: what open_session prepared for the child's
+/// join and for close_session.
+pub struct SessionData {
+    pub opener_pid: u32,
+    pub key: String,
+    pub user: String,
+    pub service: String,
+    pub policy: String,
+    pub identity: Identity,
+    pub join_flags: libc::c_int,
+    pub pidfd: Cell<Option<OwnedFd>>,
+    pub joined: Cell<bool>,
+}
+
+const AUTH_KEY: &str = "pam_nsjail.auth";
+const SESSION_KEY: &str = "pam_nsjail.session";
+
+pub fn set_auth_seen(pamh: &mut PamHandle, data: AuthSeen) -> Result<(), PamResultCode> {
+    pamh.set_data(AUTH_KEY, Box::new(data))
+}
+
+pub fn auth_seen(pamh: &PamHandle) -> Option<&AuthSeen> {
+    // SAFETY: AUTH_KEY is only ever stored by `set_auth_seen`, as AuthSeen.
+    unsafe { pamh.get_data::<AuthSeen>(AUTH_KEY) }.ok()
+}
+
+pub fn set_session_data(pamh: &mut PamHandle, data: SessionData) -> Result<(), PamResultCode> {
+    pamh.set_data(SESSION_KEY, Box::new(data))
+}
+
+pub fn session_data(pamh: &PamHandle) -> Option<&SessionData> {
+    // SAFETY: SESSION_KEY is only ever stored by `set_session_data`, as
+    // SessionData.
+    unsafe { pamh.get_data::<SessionData>(SESSION_KEY) }.ok()
 }

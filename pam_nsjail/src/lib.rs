@@ -1,69 +1,58 @@
-//! pam_nsjail: PAM hook glue. Where sshd calls each hook (DESIGN §2):
+//! pam_nsjail: PAM hook glue. The login decision itself is
+//! `nsjail::session::login`, shared with `nsjail-helper run`; this crate
+//! only reads PAM items and module data, logs through `pam_syslog`, and
+//! does the child-side join. Where sshd calls each hook (DESIGN §2):
 //!
 //! 1. `setcred(ESTABLISH)` in sshd's privileged monitor, *before*
 //!    `open_session`: we only note that the auth line is present.
-//! 2. `open_session` in the monitor: decide policy, create or join the
-//!    user's namespace set (all config read now), keep a pidfd for it.
+//! 2. `open_session` in the monitor: `login` decides and creates or joins
+//!    the user's namespace set (all config read now); we keep a pidfd.
 //! 3. `setcred(ESTABLISH)` in the post-auth child (a different pid): join
 //!    the set with one `setns(pidfd)`, drop to the user, clear
 //!    capabilities. sshd ignores a failed setcred here (fail-open), so any
-//!    failure `_exit(1)`s instead of returning.
+//!    failure or panic `_exit(1)`s instead of returning.
 //! 4. `close_session` in the monitor: release the session.
 //!
 //! No panics cross the FFI boundary (pam-bindings guards every hook, and
 //! the lints below forbid the obvious sources), no threads are started.
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+// All of this crate's own unsafe code is in `ffi`.
+#![deny(unsafe_code)]
 
 mod args;
+#[allow(unsafe_code)]
 mod ffi;
 
 use std::cell::Cell;
 use std::ffi::CStr;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::AsFd;
 use std::path::Path;
 
 use pam::constants::{PamFlag, PamResultCode, PAM_DELETE_CRED};
 use pam::items::Service;
 use pam::module::{PamHandle, PamHooks};
 
-use args::{ModuleArgs, OnError};
-use nsjail::policy;
+use args::ModuleArgs;
+use ffi::{AuthSeen, SessionData};
+use nsjail::child::{self, ChildFailure};
+use nsjail::log::Level;
+use nsjail::nsset::{ExecHelper, Identity, SetError};
+use nsjail::paths;
 use nsjail::procfs;
-use nsjail::registry::{self, Registry, DEFAULT_ROOT};
-use nsjail::session::{self, decision_line, Closed, OpenRequest};
-use nsjail::sys;
-use nsjail::user::{self, UserInfo};
+use nsjail::registry::Registry;
+use nsjail::session::{self, decision_line, App, Closed, LoginRequest, Outcome, System};
 
 const LOG_ERR: i32 = libc::LOG_ERR;
 const LOG_INFO: i32 = libc::LOG_INFO;
 const LOG_DEBUG: i32 = libc::LOG_DEBUG;
 
-/// PAM data keys; each key always holds the same type.
-mod keys {
-    /// `AuthSeen`: setcred ran in this process before open_session.
-    pub const AUTH: &str = "pam_nsjail.auth";
-    /// `SessionData`: open_session placed this login in a set.
-    pub const SESSION: &str = "pam_nsjail.session";
-}
-
-struct AuthSeen {
-    pid: i32,
-}
-
-/// What open_session prepared for the child's join and for close_session.
-struct SessionData {
-    opener_pid: i32,
-    key: String,
-    user: String,
-    service: String,
-    policy: String,
-    uid: u32,
-    gid: u32,
-    gids: Vec<u32>,
-    join_flags: libc::c_int,
-    pidfd: Cell<Option<OwnedFd>>,
-    joined: Cell<bool>,
+fn priority(level: Level) -> i32 {
+    match level {
+        Level::Info => LOG_INFO,
+        Level::Warning => libc::LOG_WARNING,
+        Level::Err => LOG_ERR,
+    }
 }
 
 struct PamNsjail;
@@ -89,8 +78,8 @@ impl PamHooks for PamNsjail {
     }
 
     fn sm_setcred(pamh: &mut PamHandle, args: Vec<&CStr>, flags: PamFlag) -> PamResultCode {
-        let pid = sys::getpid();
-        if let Some(data) = ffi::get_data::<SessionData>(pamh, keys::SESSION) {
+        let pid = std::process::id();
+        if let Some(data) = ffi::session_data(pamh) {
             if data.opener_pid == pid || flags & PAM_DELETE_CRED != 0 {
                 return PamResultCode::PAM_IGNORE;
             }
@@ -101,7 +90,7 @@ impl PamHooks for PamNsjail {
         if flags & PAM_DELETE_CRED == 0 {
             // The auth line is present and setcred precedes open_session,
             // as sshd does it.
-            let _ = pamh.set_data(keys::AUTH, Box::new(AuthSeen { pid }));
+            let _ = ffi::set_auth_seen(pamh, AuthSeen { pid });
         }
         PamResultCode::PAM_IGNORE
     }
@@ -118,40 +107,43 @@ impl PamHooks for PamNsjail {
     }
 }
 
-/// The child side: never returns an error, because sshd would run the
-/// shell unconfined after a failed setcred.
+/// The child side: returns only once the process is in the set as the
+/// user. On any failure or panic it logs and `_exit(1)`s, because sshd
+/// would run the shell unconfined after a failed setcred.
 fn child_join(pamh: &PamHandle, data: &SessionData, debug: bool) -> PamResultCode {
     if data.joined.get() {
         return PamResultCode::PAM_SUCCESS;
     }
-    let die = |step: &str, cause: &dyn std::fmt::Display| -> ! {
-        ffi::syslog(
-            pamh,
-            LOG_ERR,
-            &decision_line(
-                &data.user,
-                &data.service,
-                &data.policy,
-                "refused",
-                &data.key,
-                &format!("step=\"{step}\" error=\"{cause}\" (session process exits)"),
-            ),
-        );
-        sys::exit_now(1)
-    };
-    let Some(pidfd) = data.pidfd.take() else {
-        die("join", &"no namespace set handle (pidfd) from open_session")
-    };
-    // The supplementary groups must be the user's before we leave the host
-    // namespaces: never carry root's groups into the session.
-    if let Err(e) = sys::setgroups(&data.gids) {
-        die("setgroups", &e);
-    }
-    if let Err(e) = nsjail::nsset::join_and_drop(pidfd.as_fd(), data.join_flags, data.uid, data.gid)
-    {
-        die(&e.step, &e.cause);
-    }
-    drop(pidfd);
+    child::survive_or_exit(
+        1,
+        || {
+            let pidfd = data.pidfd.take().ok_or_else(|| {
+                SetError::new("join", "no namespace set handle (pidfd) from open_session")
+            })?;
+            nsjail::nsset::join_and_drop(pidfd.as_fd(), data.join_flags, &data.identity)
+        },
+        |failure| {
+            let e = match failure {
+                ChildFailure::Error(e) => e,
+                ChildFailure::Panic(m) => SetError::new("join", format!("panic: {m}")),
+            };
+            ffi::syslog(
+                pamh,
+                LOG_ERR,
+                &decision_line(
+                    &data.user,
+                    &data.service,
+                    &data.policy,
+                    "refused",
+                    &data.key,
+                    &format!(
+                        "step=\"{}\" error=\"{}\" (session process exits)",
+                        e.step, e.cause
+                    ),
+                ),
+            );
+        },
+    );
     data.joined.set(true);
     if debug {
         ffi::syslog(
@@ -161,32 +153,11 @@ fn child_join(pamh: &PamHandle, data: &SessionData, debug: bool) -> PamResultCod
                 "user={} joined set={} in pid {}",
                 data.user,
                 data.key,
-                sys::getpid()
+                std::process::id()
             ),
         );
     }
     PamResultCode::PAM_SUCCESS
-}
-
-/// Which kind of PAM application called us, from its executable.
-#[derive(Debug, PartialEq, Eq)]
-enum App {
-    /// OpenSSH's sshd: the only application whose session child calls
-    /// pam_setcred, so the only one we can place in a set.
-    Sshd,
-    /// pamtester: opens and closes sessions in one process and runs
-    /// nothing; sets are created and released for testing.
-    Pamtester,
-    Other(String),
-}
-
-fn calling_app() -> App {
-    let exe = std::fs::read_link("/proc/self/exe").unwrap_or_default();
-    match exe.file_name().and_then(|n| n.to_str()) {
-        Some("sshd") => App::Sshd,
-        Some("pamtester") => App::Pamtester,
-        _ => App::Other(exe.display().to_string()),
-    }
 }
 
 fn open_session(pamh: &mut PamHandle, args: &ModuleArgs) -> PamResultCode {
@@ -205,211 +176,89 @@ fn open_session(pamh: &mut PamHandle, args: &ModuleArgs) -> PamResultCode {
             return PamResultCode::PAM_SESSION_ERR;
         }
     };
-    let line = |policy: &str, action: &str, set: &str, detail: &str| {
-        decision_line(&name, &service, policy, action, set, detail)
-    };
-    let user = match user::lookup_user(&name) {
-        Ok(u) => u,
-        Err(e) => {
-            ffi::syslog(
-                pamh,
-                LOG_ERR,
-                &line("-", "refused", "-", &format!("error=\"{e}\"")),
-            );
-            return PamResultCode::PAM_SESSION_ERR;
-        }
-    };
-    if user.uid == 0 {
-        ffi::syslog(
-            pamh,
-            LOG_INFO,
-            &line(
-                "-",
-                "exempt",
-                "-",
-                "reason=\"root (uid 0) is never isolated\"",
-            ),
-        );
-        return PamResultCode::PAM_IGNORE;
-    }
-    let config = match policy::load_with_text(&args.config) {
-        Ok((c, text)) => {
-            registry::remember_valid_policy(Path::new(DEFAULT_ROOT), &text);
-            c
-        }
-        Err(e) => return policy_error(pamh, args, &user, &service, &e.to_string()),
-    };
-    let decision = config.decide(&user, &service);
-    let Some(settings) = decision.settings.as_ref() else {
-        ffi::syslog(
-            pamh,
-            LOG_INFO,
-            &line(
-                &decision.policy,
-                "exempt",
-                "-",
-                &format!("reason=\"{}\"", decision.reason),
-            ),
-        );
-        return PamResultCode::PAM_IGNORE;
-    };
-    let refuse = |pamh: &PamHandle, detail: String| {
+    let pid = std::process::id();
+    let Some(opener) = procfs::proc_id(Path::new(paths::PROC), pid as i32) else {
         ffi::syslog(
             pamh,
             LOG_ERR,
-            &line(&decision.policy, "refused", "-", &detail),
+            &decision_line(
+                &name,
+                &service,
+                "-",
+                "refused",
+                "-",
+                "error=\"cannot read own /proc entry\"",
+            ),
         );
-        PamResultCode::PAM_SESSION_ERR
+        return PamResultCode::PAM_SESSION_ERR;
     };
-    let app = calling_app();
-    match &app {
-        App::Sshd => {
-            let auth_seen =
-                ffi::get_data::<AuthSeen>(pamh, keys::AUTH).is_some_and(|a| a.pid == sys::getpid());
-            if !auth_seen {
-                return refuse(
-                    pamh,
-                    "error=\"the auth line 'auth optional pam_nsjail.so' is missing from the PAM stack (use '@include nsjail', which has both lines); without it the session cannot be isolated\"".into(),
-                );
-            }
-        }
-        App::Pamtester => {}
-        App::Other(exe) => {
-            return refuse(
-                pamh,
-                format!("error=\"{exe} cannot place sessions in a namespace set (only sshd is supported); refusing isolated user\""),
-            );
-        }
-    }
-    if sys::geteuid() != 0 {
-        return refuse(
-            pamh,
-            "error=\"pam_nsjail must run as root to isolate a session\"".into(),
-        );
-    }
-    let reg = match Registry::open(Path::new(DEFAULT_ROOT)) {
-        Ok(r) => r,
-        Err(e) => return refuse(pamh, format!("step=registry error=\"{DEFAULT_ROOT}: {e}\"")),
+    let host = System::new(&args.config, ExecHelper::new(&args.helper));
+    let req = LoginRequest {
+        user: &name,
+        service: &service,
+        app: App::of_this_process(),
+        on_error: args.on_error,
+        auth_line_seen: ffi::auth_seen(pamh).is_some_and(|a| a.pid == pid),
+        opener,
     };
-    let Some(opener) = procfs::proc_id(Path::new("/proc"), sys::getpid()) else {
-        return refuse(pamh, "error=\"cannot read own /proc entry\"".into());
+    let outcome = session::login(&host, &req);
+    let (level, line) = outcome.log_line(&req, args.debug);
+    let Outcome::Placed(placement) = outcome else {
+        ffi::syslog(pamh, priority(level), &line);
+        return match outcome {
+            Outcome::Refused { .. } => PamResultCode::PAM_SESSION_ERR,
+            _ => PamResultCode::PAM_IGNORE,
+        };
     };
-    let opened = match session::open(
-        &reg,
-        &OpenRequest {
-            user: &user,
-            policy: &decision.policy,
-            settings,
-            etc: Path::new("/etc"),
-            creator: nsjail::nsset::Creator::Exec(&args.helper),
-            opener,
-        },
-    ) {
-        Ok(o) => o,
-        Err(e) => return refuse(pamh, format!("error=\"{e}\"")),
-    };
-    let action = if opened.created { "isolated" } else { "joined" };
+    let placed = *placement;
+    let opened = placed.opened;
     let data = SessionData {
-        opener_pid: opener.pid,
+        opener_pid: pid,
         key: opened.key.clone(),
-        user: user.name.clone(),
+        user: placed.user.name.clone(),
         service: service.clone(),
-        policy: decision.policy.clone(),
-        uid: user.uid,
-        gid: user.gid,
-        gids: user.all_gids(),
+        policy: placed.policy.clone(),
+        identity: Identity {
+            uid: placed.user.uid,
+            gid: placed.user.gid,
+            gids: placed.user.all_gids(),
+        },
         join_flags: opened.join_flags,
         pidfd: Cell::new(Some(opened.holder.pidfd)),
         joined: Cell::new(false),
     };
-    if let Err(e) = pamh.set_data(keys::SESSION, Box::new(data)) {
+    let h0 = opened.h0;
+    if let Err(e) = ffi::set_session_data(pamh, data) {
         // Without the data the child could not join: undo and refuse.
-        let _ = session::close(&reg, user.uid, &opened.key, opener.pid);
-        return refuse(pamh, format!("error=\"pam_set_data: {e:?}\""));
+        if let Ok(reg) = Registry::open(Path::new(paths::REGISTRY)) {
+            let _ = session::close(&reg, placed.user.uid, &opened.key, pid as i32);
+        }
+        ffi::syslog(
+            pamh,
+            LOG_ERR,
+            &decision_line(
+                &name,
+                &service,
+                &placed.policy,
+                "refused",
+                "-",
+                &format!("error=\"pam_set_data: {e:?}\""),
+            ),
+        );
+        return PamResultCode::PAM_SESSION_ERR;
     }
-    let mut detail = format!("holder={}", opened.holder.id.pid);
-    if args.debug {
-        detail.push_str(&format!(" reason=\"{}\"", decision.reason));
-    }
-    if app == App::Pamtester {
-        detail.push_str(" note=\"pamtester: set opened and released, nothing runs in it\"");
-    }
-    ffi::syslog(
-        pamh,
-        LOG_INFO,
-        &line(&decision.policy, action, &opened.key, &detail),
-    );
+    ffi::syslog(pamh, priority(level), &line);
+    // Reap the process that built a new set only now, off the login's
+    // critical path.
+    drop(h0);
     PamResultCode::PAM_SUCCESS
 }
 
-/// The policy could not be loaded. Users the last valid policy exempted
-/// still get in; everyone else is refused unless `on_error=allow`.
-fn policy_error(
-    pamh: &PamHandle,
-    args: &ModuleArgs,
-    user: &UserInfo,
-    service: &str,
-    err: &str,
-) -> PamResultCode {
-    let err = err.replace('\n', "; ").replace('"', "'");
-    let last =
-        registry::last_valid_policy(Path::new(DEFAULT_ROOT)).map(|c| c.decide(user, service));
-    if let Some(d) = last.as_ref().filter(|d| d.settings.is_none()) {
-        ffi::syslog(
-            pamh,
-            LOG_ERR,
-            &decision_line(
-                &user.name,
-                service,
-                &d.policy,
-                "exempt",
-                "-",
-                &format!("error=\"policy {} is invalid: {err}\" reason=\"exempt under the last valid policy\"", args.config.display()),
-            ),
-        );
-        return PamResultCode::PAM_IGNORE;
-    }
-    if args.on_error == OnError::Allow {
-        ffi::syslog(
-            pamh,
-            LOG_ERR,
-            &decision_line(
-                &user.name,
-                service,
-                "-",
-                "unconfined",
-                "-",
-                &format!(
-                    "error=\"policy {} is invalid: {err}\" reason=\"on_error=allow\"",
-                    args.config.display()
-                ),
-            ),
-        );
-        return PamResultCode::PAM_IGNORE;
-    }
-    ffi::syslog(
-        pamh,
-        LOG_ERR,
-        &decision_line(
-            &user.name,
-            service,
-            "-",
-            "refused",
-            "-",
-            &format!(
-                "error=\"policy {} is invalid: {err}\" reason=\"on_error=deny\"",
-                args.config.display()
-            ),
-        ),
-    );
-    PamResultCode::PAM_SESSION_ERR
-}
-
 fn close_session(pamh: &mut PamHandle, args: &ModuleArgs) -> PamResultCode {
-    let Some(data) = ffi::get_data::<SessionData>(pamh, keys::SESSION) else {
+    let Some(data) = ffi::session_data(pamh) else {
         return PamResultCode::PAM_IGNORE;
     };
-    if data.opener_pid != sys::getpid() {
+    if data.opener_pid != std::process::id() {
         return PamResultCode::PAM_IGNORE;
     }
     let line = |action: &str, detail: &str| {
@@ -422,18 +271,21 @@ fn close_session(pamh: &mut PamHandle, args: &ModuleArgs) -> PamResultCode {
             detail,
         )
     };
-    let reg = match Registry::open(Path::new(DEFAULT_ROOT)) {
+    let reg = match Registry::open(Path::new(paths::REGISTRY)) {
         Ok(r) => r,
         Err(e) => {
             ffi::syslog(
                 pamh,
                 LOG_ERR,
-                &line("close-failed", &format!("error=\"{DEFAULT_ROOT}: {e}\"")),
+                &line(
+                    "close-failed",
+                    &format!("error=\"{}: {e}\"", paths::REGISTRY),
+                ),
             );
             return PamResultCode::PAM_SESSION_ERR;
         }
     };
-    match session::close(&reg, data.uid, &data.key, data.opener_pid) {
+    match session::close(&reg, data.identity.uid, &data.key, data.opener_pid as i32) {
         Ok(Closed::Ended) => ffi::syslog(pamh, LOG_INFO, &line("closed", "set_ended=yes")),
         Ok(Closed::Kept { sessions }) => ffi::syslog(
             pamh,
@@ -454,7 +306,7 @@ fn close_session(pamh: &mut PamHandle, args: &ModuleArgs) -> PamResultCode {
         ffi::syslog(
             pamh,
             LOG_DEBUG,
-            &format!("close_session done in pid {}", sys::getpid()),
+            &format!("close_session done in pid {}", std::process::id()),
         );
     }
     PamResultCode::PAM_SUCCESS

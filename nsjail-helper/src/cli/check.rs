@@ -67,7 +67,7 @@ pub fn warnings(config: &Config, path: &Path, etc: &Path) -> Vec<String> {
         let Ok(info) = user::lookup_user(&name) else {
             continue;
         };
-        let Some(settings) = config.decide(&info, super::DEFAULT_SERVICE).settings else {
+        let Some(settings) = config.decide(&info, crate::paths::DEFAULT_SERVICE).settings else {
             continue;
         };
         if let Err(e) = crate::session::plan(&info, &settings, etc) {

@@ -3,10 +3,11 @@
 
 use std::path::Path;
 
-use super::{Args, CliResult, DEFAULT_SERVICE};
+use super::{Args, CliResult};
 use crate::idmap;
+use crate::paths::{self, DEFAULT_SERVICE};
 use crate::policy::Share;
-use crate::registry::{Registry, DEFAULT_ROOT};
+use crate::registry::Registry;
 use crate::session;
 
 const HELP: &str = "\
@@ -80,7 +81,7 @@ pub fn main(args: &[String]) -> CliResult {
     println!("  proc on /proc (nosuid,nodev,noexec) for the set's pid namespace");
     println!("  mqueue on /dev/mqueue if present, for the set's ipc namespace");
     println!("  all locked: they cannot be unmounted from inside");
-    match session::plan(&user, settings, Path::new("/etc")) {
+    match session::plan(&user, settings, Path::new(paths::ETC)) {
         Ok(plan) => {
             let range = |r: Option<crate::subid::SubRange>| {
                 r.map_or(
@@ -103,7 +104,7 @@ pub fn main(args: &[String]) -> CliResult {
             println!("             a login of {} would be refused", user.name);
         }
     }
-    if let Ok(Some(reg)) = Registry::open_existing(Path::new(DEFAULT_ROOT)) {
+    if let Ok(Some(reg)) = Registry::open_existing(Path::new(paths::REGISTRY)) {
         for rec in reg.sets_of(user.uid) {
             if reg.attach(&rec).is_some() {
                 println!(

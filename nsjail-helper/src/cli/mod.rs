@@ -1,6 +1,7 @@
 //! Command-line interface of `nsjail-helper` (DESIGN §4). Exit status:
 //! 0 success, 1 failure, 2 usage error. Errors go to stderr as one line,
 //! `nsjail-helper: <context>: <cause>`.
+#![forbid(unsafe_code)]
 
 mod audit;
 mod check;
@@ -10,11 +11,9 @@ mod sets;
 
 use std::path::{Path, PathBuf};
 
+use crate::paths;
 use crate::policy::{self, Config};
 use crate::user::{self, UserInfo};
-
-pub const DEFAULT_CONFIG: &str = "/etc/security/pam_nsjail.toml";
-pub const DEFAULT_SERVICE: &str = "sshd";
 
 /// Why a command failed.
 #[derive(Debug)]
@@ -156,7 +155,7 @@ impl Args {
     }
 
     pub fn config_path(&self) -> PathBuf {
-        PathBuf::from(self.option("--config").unwrap_or(DEFAULT_CONFIG))
+        PathBuf::from(self.option("--config").unwrap_or(paths::POLICY))
     }
 
     /// Exactly one positional USER.
@@ -188,8 +187,10 @@ pub fn load_config(path: &Path) -> Result<Config, CliError> {
     })?;
     // The module keeps the last valid policy to tell exempt users apart
     // when the file breaks; root validating the live file refreshes it.
-    if path == Path::new(DEFAULT_CONFIG) && crate::sys::geteuid() == 0 {
-        crate::registry::remember_valid_policy(Path::new(crate::registry::DEFAULT_ROOT), &text);
+    if path == Path::new(paths::POLICY) && nix::unistd::geteuid().is_root() {
+        if let Ok(reg) = crate::registry::Registry::open(Path::new(paths::REGISTRY)) {
+            reg.remember_valid_policy(path, &text);
+        }
     }
     Ok(config)
 }
@@ -220,7 +221,7 @@ pub fn lookup_user(name: &str) -> Result<UserInfo, CliError> {
 }
 
 pub fn require_root(what: &str) -> Result<(), CliError> {
-    if crate::sys::geteuid() != 0 {
+    if !nix::unistd::geteuid().is_root() {
         return Err(fail(what, "must be run as root"));
     }
     Ok(())

@@ -1,12 +1,23 @@
-//! Opening and closing sessions: the logic both the PAM module and
-//! `nsjail-helper run` go through, so a `run` behaves exactly like a login.
+//! Sessions: the one login flow (`login`, in `login.rs`) that both the
+//! PAM module and `nsjail-helper run` call, and below it the registry
+//! work of opening and closing a session in a user's set. Set creation
+//! itself goes through the `SetCreator` seam, so all of this is unit
+//! tested without root (`tests.rs`).
+#![forbid(unsafe_code)]
+
+mod login;
+#[cfg(test)]
+mod tests;
 
 use std::fmt;
 use std::io;
 use std::path::Path;
 
+pub use login::{login, App, Host, LoginRequest, OnError, Outcome, Placement, System};
+
 use crate::idmap;
-use crate::nsset::{self, Holder, SetError, SetSpec};
+use crate::nsset::{self, Holder, SetCreator, SetError, SetSpec};
+use crate::paths;
 use crate::policy::{OnLogout, Settings, Share, SubidMode};
 use crate::procfs::ProcId;
 use crate::registry::{self, Registry, SetRecord};
@@ -34,7 +45,7 @@ impl fmt::Display for SessionError {
         match self {
             SessionError::Subid(m) => write!(f, "sub-id range: {m}"),
             SessionError::Map(m) => write!(f, "id map: {m}"),
-            SessionError::Registry(e) => write!(f, "registry {}: {e}", registry::DEFAULT_ROOT),
+            SessionError::Registry(e) => write!(f, "registry {}: {e}", paths::REGISTRY),
             SessionError::Create(e) => write!(f, "create namespace set: {e}"),
         }
     }
@@ -101,13 +112,13 @@ pub struct Opened {
     pub join_flags: libc::c_int,
     /// The exiting process that built a new set; reaped when this is
     /// dropped, so drop it (or `reap_helper`) once the login is placed.
-    pub h0: Option<nsset::H0>,
+    pub h0: nsset::H0,
 }
 
 impl Opened {
     /// Reaps the process that built the set, if this open created one.
     pub fn reap_helper(&mut self) {
-        self.h0 = None;
+        self.h0 = nsset::H0::default();
     }
 }
 
@@ -118,8 +129,8 @@ pub struct OpenRequest<'a> {
     pub settings: &'a Settings,
     /// Where `subuid`/`subgid` live; read only if a set must be created.
     pub etc: &'a Path,
-    /// How to start a new set's H0 process.
-    pub creator: nsset::Creator<'a>,
+    /// How a new set is built.
+    pub creator: &'a dyn SetCreator,
     /// The process that will call `close` (sshd's monitor, `run`, …).
     pub opener: ProcId,
 }
@@ -141,7 +152,7 @@ pub fn open(reg: &Registry, req: &OpenRequest<'_>) -> Result<Opened, SessionErro
                     join_flags: rec.join_flags(),
                     holder,
                     created: false,
-                    h0: None,
+                    h0: nsset::H0::default(),
                 });
             }
             // The holder died or its pid now belongs to someone else: the
@@ -150,8 +161,10 @@ pub fn open(reg: &Registry, req: &OpenRequest<'_>) -> Result<Opened, SessionErro
         }
     }
     let plan = plan(req.user, req.settings, req.etc)?;
-    let nsset::Spawned { holder, h0 } =
-        nsset::spawn(req.creator, &plan.spec, reg.proc_root()).map_err(SessionError::Create)?;
+    let nsset::Spawned { holder, h0 } = req
+        .creator
+        .create(&plan.spec, reg.proc_root())
+        .map_err(SessionError::Create)?;
     let key = match req.settings.share {
         Share::User => format!("u{}", req.user.uid),
         Share::Session => format!("s{}.{}", req.user.uid, holder.id.pid),
@@ -162,8 +175,8 @@ pub fn open(reg: &Registry, req: &OpenRequest<'_>) -> Result<Opened, SessionErro
         uid: req.user.uid,
         gid: req.user.gid,
         policy: req.policy.to_owned(),
-        share: req.settings.share.as_str().to_owned(),
-        on_logout: req.settings.on_logout.as_str().to_owned(),
+        share: req.settings.share,
+        on_logout: req.settings.on_logout,
         holder: holder.id,
         userns: holder.userns,
         uts: plan.spec.uts,
@@ -181,7 +194,7 @@ pub fn open(reg: &Registry, req: &OpenRequest<'_>) -> Result<Opened, SessionErro
         join_flags: rec.join_flags(),
         holder,
         created: true,
-        h0: Some(h0),
+        h0,
     })
 }
 
@@ -211,7 +224,7 @@ pub fn close(reg: &Registry, uid: u32, key: &str, opener_pid: i32) -> Result<Clo
         rec.sessions.remove(i);
     }
     reg.prune_sessions(&mut rec);
-    if rec.sessions.is_empty() && rec.on_logout == OnLogout::Kill.as_str() {
+    if rec.sessions.is_empty() && rec.on_logout == OnLogout::Kill {
         registry::kill_holder(&holder, TEARDOWN_WAIT_MS)?;
         reg.remove(key)?;
         return Ok(Closed::Ended);

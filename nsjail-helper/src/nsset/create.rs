@@ -1,0 +1,238 @@
+//! H0: the privileged sequence that builds a set, run as
+//! `nsjail-helper __create …` in a freshly executed process, so the set
+//! starts from a small clean image and nothing of sshd (fds, signal
+//! handlers, memory) leaks into it.
+#![forbid(unsafe_code)]
+
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::os::fd::OwnedFd;
+
+use nix::fcntl::OFlag;
+use nix::mount::{mount, MsFlags};
+use nix::sched::{unshare, CloneFlags};
+use nix::sys::signal::{kill, Signal};
+use nix::sys::stat::Mode;
+use nix::unistd::Pid;
+
+use super::holder::{holder_main, read_token};
+use super::wire::{self, DONE, KEEP};
+use super::{failpoint, step_err, SetError, SetSpec};
+use crate::idmap;
+use crate::policy::Propagation;
+use crate::sys::{self, Forked};
+use crate::trust;
+
+/// The freestanding holder program built by build.rs from holder/holder.rs
+/// (empty on targets it does not support).
+const HOLDER_ELF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/nsjail-holder"));
+
+/// H0's main, run as `nsjail-helper __create …` by `spawn`. On stdout,
+/// `ok PID` (or `err STEP: CAUSE`); then, once the caller has a pidfd for
+/// the holder and has answered "K" on stdin, `done` when the holder no
+/// longer dies with H0. EOF instead of "K" ends the set.
+pub fn create_main(spec: &SetSpec) -> i32 {
+    let mut out = io::stdout();
+    let pending = create(spec);
+    failpoint("h0-before-reply");
+    let _ = writeln!(
+        out,
+        "{}",
+        wire::reply_line(&pending.as_ref().map(|p| p.pid).map_err(Clone::clone))
+    );
+    let _ = out.flush();
+    let Ok(mut pending) = pending else {
+        return 1;
+    };
+    failpoint("h0-after-reply");
+    // Keep the holder as our un-reaped child until the caller has its
+    // pidfd (its pid cannot be reused before then) and says "K"eep.
+    // Anything else means the caller failed or died: the set would be
+    // unreachable, so it ends here.
+    let mut buf = [0u8; 1];
+    let keep = matches!(io::stdin().read(&mut buf), Ok(1)) && buf[0] == KEEP;
+    if keep && pending.disarm().is_ok() {
+        failpoint("h0-after-disarm");
+        let _ = writeln!(out, "{DONE}");
+        let _ = out.flush();
+        0
+    } else {
+        let _ = kill(Pid::from_raw(pending.pid), Signal::SIGKILL);
+        let _ = nix::sys::wait::waitpid(Pid::from_raw(pending.pid), None);
+        1
+    }
+}
+
+/// A holder H0 has set up but not yet let go: it still dies with H0
+/// (parent-death signal) until `disarm`.
+struct PendingHolder {
+    pid: i32,
+    ready: File,
+    go: File,
+}
+
+impl PendingHolder {
+    /// Tells the holder to drop its parent-death signal and waits until
+    /// it has: from then on it outlives H0.
+    fn disarm(&mut self) -> Result<(), SetError> {
+        self.go.write_all(b"D").map_err(step_err("disarm holder"))?;
+        read_token(&mut self.ready, b'X', "holder: disarm")
+    }
+}
+
+/// The privileged sequence. Each step must come before the next one.
+fn create(spec: &SetSpec) -> Result<PendingHolder, SetError> {
+    if !nix::unistd::geteuid().is_root() {
+        return Err(SetError::new(
+            "check privileges",
+            "nsjail-helper must run as root to create a namespace set",
+        ));
+    }
+    // 1. Shed everything inherited from the caller: its fds (sshd's
+    //    sockets, the client connection; only stdio stays: the holder's
+    //    exec closes the rest), its signal dispositions (an ignored
+    //    SIGCHLD would let the kernel reap the holder behind our back and
+    //    free its pid for reuse) and its signal mask.
+    sys::cloexec_fds_from(3).map_err(step_err("close inherited fds"))?;
+    sys::reset_signal_dispositions();
+    nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_SETMASK,
+        Some(&nix::sys::signal::SigSet::empty()),
+        None,
+    )
+    .map_err(step_err("reset signal mask"))?;
+    let _ = nix::unistd::setsid();
+    nix::sys::stat::umask(Mode::from_bits_truncate(0o022));
+
+    // 2. Private mount and ipc namespaces (and uts/net if asked), still
+    //    owned by the host user namespace so a user inside can never
+    //    administer them.
+    let mut flags = CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWIPC;
+    if spec.uts {
+        flags |= CloneFlags::CLONE_NEWUTS;
+    }
+    if spec.net {
+        flags |= CloneFlags::CLONE_NEWNET;
+    }
+    unshare(flags).map_err(step_err("unshare mount/ipc namespaces"))?;
+    failpoint("h0-after-unshare");
+
+    // 3. Stop our mounts from propagating back to the host; with "slave"
+    //    the admin's later host mounts still appear inside.
+    let prop = match spec.propagation {
+        Propagation::Slave => MsFlags::MS_SLAVE,
+        Propagation::Private => MsFlags::MS_PRIVATE,
+    };
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | prop,
+        None::<&str>,
+    )
+    .map_err(step_err("make / rslave"))?;
+
+    // 4. Private temp dirs, mounted through fds so no symlink a user might
+    //    plant is ever followed by root.
+    let mut data = String::from("mode=1777");
+    if let Some(size) = &spec.tmp_size {
+        data.push_str(",size=");
+        data.push_str(size);
+    }
+    for dir in &spec.private_tmp {
+        let step = format!("mount tmpfs on {}", dir.display());
+        let fd = trust::open_root_dir_path(dir).map_err(step_err(&step))?;
+        mount(
+            Some("tmpfs"),
+            trust::fd_path(&fd).as_str(),
+            Some("tmpfs"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+            Some(data.as_str()),
+        )
+        .map_err(step_err(&step))?;
+    }
+    if spec.net {
+        sys::loopback_up().map_err(step_err("bring up loopback"))?;
+    }
+
+    failpoint("h0-after-mounts");
+    // 5. The pid namespace applies to our next child, the holder.
+    unshare(CloneFlags::CLONE_NEWPID).map_err(step_err("unshare pid namespace"))?;
+
+    // The holder's tiny program, in a sealed memfd the holder will exec.
+    let holder_exe = sealed_memfd(HOLDER_ELF).map_err(step_err("prepare holder program"))?;
+    let (ready_r, ready_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(step_err("pipe"))?;
+    let (go_r, go_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(step_err("pipe"))?;
+    match sys::fork_checked().map_err(step_err("fork holder"))? {
+        Forked::Child => {
+            drop(ready_r);
+            drop(go_w);
+            holder_main(ready_w, go_r, holder_exe)
+        }
+        Forked::Parent(holder) => {
+            drop(ready_w);
+            drop(go_r);
+            drop(holder_exe);
+            failpoint("h0-after-fork");
+            let result = finish_holder(spec, ready_r, go_w).map(|(ready, go)| PendingHolder {
+                pid: holder,
+                ready,
+                go,
+            });
+            if result.is_err() {
+                let _ = kill(Pid::from_raw(holder), Signal::SIGKILL);
+                let _ = nix::sys::wait::waitpid(Pid::from_raw(holder), None);
+            }
+            result
+        }
+    }
+}
+
+/// H0 after the fork: waits for the holder's user namespace, writes its
+/// id maps, lets it go on and waits until it is ready.
+fn finish_holder(
+    spec: &SetSpec,
+    ready_r: OwnedFd,
+    go_w: OwnedFd,
+) -> Result<(File, File), SetError> {
+    let mut ready = File::from(ready_r);
+    let mut go = File::from(go_w);
+    read_token(
+        &mut ready,
+        b'U',
+        "holder: mount proc / unshare user namespace",
+    )?;
+    // Our /proc is now the holder's procfs, where the holder is pid 1.
+    // uid_map, then setgroups=deny, then gid_map (the kernel's order).
+    fs::write("/proc/1/uid_map", idmap::render(&spec.uid_map))
+        .map_err(step_err("write uid_map"))?;
+    fs::write("/proc/1/setgroups", "deny").map_err(step_err("write setgroups"))?;
+    fs::write("/proc/1/gid_map", idmap::render(&spec.gid_map))
+        .map_err(step_err("write gid_map"))?;
+    failpoint("h0-after-maps");
+    go.write_all(b"G").map_err(step_err("release holder"))?;
+    read_token(&mut ready, b'R', "holder: sanitise")?;
+    Ok((ready, go))
+}
+
+/// A close-on-exec memfd holding `bytes`, sealed against any change, or
+/// `None` if `bytes` is empty.
+fn sealed_memfd(bytes: &[u8]) -> io::Result<Option<OwnedFd>> {
+    use nix::fcntl::{fcntl, FcntlArg, SealFlag};
+    use nix::sys::memfd::{memfd_create, MFdFlags};
+    if bytes.is_empty() {
+        return Ok(None);
+    }
+    let fd = memfd_create(
+        c"nsjail-holder",
+        MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING,
+    )?;
+    let mut file = File::from(fd);
+    file.write_all(bytes)?;
+    let seals = SealFlag::F_SEAL_SEAL
+        | SealFlag::F_SEAL_SHRINK
+        | SealFlag::F_SEAL_GROW
+        | SealFlag::F_SEAL_WRITE;
+    fcntl(&file, FcntlArg::F_ADD_SEALS(seals))?;
+    Ok(Some(file.into()))
+}

@@ -1,0 +1,135 @@
+//! Namespace sets: creation with the *locked* layout, and joining.
+//!
+//! A set is a user, mount, pid and ipc namespace (optionally uts and net)
+//! whose pid 1 is a small holder process. Four parts:
+//!
+//! - `spawn`: the caller's side (sshd's monitor, `nsjail-helper run`):
+//!   executes the helper as `nsjail-helper __create …` ("H0") through a
+//!   checked fd and takes the new holder over through a pidfd;
+//! - `create`: H0's ordered, privileged sequence;
+//! - `holder`: what becomes pid 1 of the set;
+//! - `join`: entering a set and dropping to the user (sshd's session
+//!   child, `run`'s child);
+//! - `wire`: H0's command line and the line protocol between caller and
+//!   H0, both checked on the receiving side.
+//!
+//! The ordering is the security property (DESIGN §2): every private mount
+//! is made *before* the user namespace exists; the user namespace is then
+//! created together with a new mount namespace, which makes the copied
+//! mounts MNT_LOCKED — nobody inside, not even root of a nested user
+//! namespace, can unmount them to uncover the host's /tmp.
+#![forbid(unsafe_code)]
+
+mod create;
+mod holder;
+mod join;
+mod spawn;
+mod wire;
+
+use std::fmt;
+use std::io;
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+
+use crate::idmap::MapLine;
+use crate::policy::{Namespace, Propagation, Settings};
+use crate::procfs::ProcId;
+
+pub use create::create_main;
+pub use holder::drop_all_capabilities;
+pub use join::{join_and_drop, Identity};
+pub use spawn::{ExecHelper, SetCreator, Spawned, H0};
+
+/// Everything H0 needs to build a set; passed on the helper's command line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SetSpec {
+    pub uid_map: Vec<MapLine>,
+    pub gid_map: Vec<MapLine>,
+    pub private_tmp: Vec<PathBuf>,
+    pub tmp_size: Option<String>,
+    pub propagation: Propagation,
+    pub uts: bool,
+    pub net: bool,
+}
+
+impl SetSpec {
+    pub fn new(settings: &Settings, uid_map: Vec<MapLine>, gid_map: Vec<MapLine>) -> Self {
+        SetSpec {
+            uid_map,
+            gid_map,
+            private_tmp: settings.private_tmp.clone(),
+            tmp_size: settings.tmp_size.clone(),
+            propagation: settings.propagation,
+            uts: settings.namespaces.contains(&Namespace::Uts),
+            net: settings.namespaces.contains(&Namespace::Net),
+        }
+    }
+
+    /// The `setns` flags a session uses to join a set built from this spec.
+    pub fn join_flags(&self) -> libc::c_int {
+        join_flags(self.uts, self.net)
+    }
+}
+
+/// `setns` flags for joining a set.
+pub fn join_flags(uts: bool, net: bool) -> libc::c_int {
+    let mut flags =
+        libc::CLONE_NEWUSER | libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWIPC;
+    if uts {
+        flags |= libc::CLONE_NEWUTS;
+    }
+    if net {
+        flags |= libc::CLONE_NEWNET;
+    }
+    flags
+}
+
+/// A live holder as seen by the process that created or found it.
+#[derive(Debug)]
+pub struct Holder {
+    pub id: ProcId,
+    pub pidfd: OwnedFd,
+    pub userns: u64,
+}
+
+/// A failure while creating or joining a set, naming the step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetError {
+    pub step: String,
+    pub cause: String,
+}
+
+impl SetError {
+    pub fn new(step: impl Into<String>, cause: impl fmt::Display) -> SetError {
+        SetError {
+            step: step.into(),
+            cause: cause.to_string(),
+        }
+    }
+}
+
+impl fmt::Display for SetError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.step, self.cause)
+    }
+}
+
+impl std::error::Error for SetError {}
+
+/// `map_err` adapter: an `io::Error` (or `nix::Error`) at `step`.
+fn step_err<E: Into<io::Error>>(step: &str) -> impl FnOnce(E) -> SetError + '_ {
+    move |e| SetError::new(step, e.into())
+}
+
+/// Test builds only (`--features failpoints`): SIGKILLs the calling
+/// process at step `name` when `NSJAIL_FAILPOINT=name`, to prove that a
+/// helper killed at any step leaves nothing behind.
+pub(crate) fn failpoint(name: &str) {
+    #[cfg(feature = "failpoints")]
+    if std::env::var("NSJAIL_FAILPOINT").is_ok_and(|v| v == name) {
+        let _ = nix::sys::signal::raise(nix::sys::signal::SIGKILL);
+        // pid 1 of a pid namespace ignores signals it sends itself.
+        crate::sys::exit_now(137);
+    }
+    let _ = name;
+}

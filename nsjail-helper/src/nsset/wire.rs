@@ -1,0 +1,253 @@
+//! What crosses between the caller and H0: H0's command line
+//! (`nsjail-helper __create …`, built by `to_args`, checked by
+//! `from_args`) and the line protocol on H0's stdin/stdout:
+//!
+//! ```text
+//! H0 → caller   ok PID            the holder is ready (or: err STEP: CAUSE)
+//! caller → H0   K                 "keep it": the caller holds a pidfd
+//! H0 → caller   done              the holder no longer dies with H0
+//! ```
+//!
+//! Anything else, or EOF, ends the set.
+#![forbid(unsafe_code)]
+
+use std::ffi::OsString;
+use std::io;
+use std::os::fd::AsFd;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use nix::poll::{PollFd, PollFlags, PollTimeout};
+
+use super::{SetError, SetSpec};
+use crate::idmap::MapLine;
+use crate::policy::Propagation;
+
+/// The caller's answer once it holds a pidfd for the holder.
+pub const KEEP: u8 = b'K';
+/// H0's last line: the holder outlives H0 from now on.
+pub const DONE: &str = "done";
+/// Longest line either side accepts.
+const MAX_LINE: usize = 4096;
+
+impl SetSpec {
+    /// H0's command line, starting with `__create`.
+    pub(super) fn to_args(&self) -> Vec<OsString> {
+        let mut args: Vec<OsString> = vec!["__create".into()];
+        let maps = |lines: &[MapLine]| {
+            lines
+                .iter()
+                .map(|l| format!("{}:{}:{}", l.inside, l.outside, l.count))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        args.extend(["--uid-map".into(), maps(&self.uid_map).into()]);
+        args.extend(["--gid-map".into(), maps(&self.gid_map).into()]);
+        for p in &self.private_tmp {
+            args.extend(["--tmp".into(), p.as_os_str().to_owned()]);
+        }
+        if let Some(size) = &self.tmp_size {
+            args.extend(["--tmp-size".into(), size.into()]);
+        }
+        args.extend(["--propagation".into(), self.propagation.as_str().into()]);
+        if self.uts {
+            args.push("--uts".into());
+        }
+        if self.net {
+            args.push("--net".into());
+        }
+        args
+    }
+
+    /// Parses the arguments produced by `to_args` (after `__create`).
+    pub fn from_args(args: &[String]) -> Result<SetSpec, String> {
+        let mut spec = SetSpec {
+            uid_map: Vec::new(),
+            gid_map: Vec::new(),
+            private_tmp: Vec::new(),
+            tmp_size: None,
+            propagation: Propagation::Slave,
+            uts: false,
+            net: false,
+        };
+        let mut it = args.iter();
+        while let Some(arg) = it.next() {
+            let mut value = || it.next().ok_or_else(|| format!("{arg} needs a value"));
+            match arg.as_str() {
+                "--uid-map" => spec.uid_map = parse_map_arg(value()?)?,
+                "--gid-map" => spec.gid_map = parse_map_arg(value()?)?,
+                "--tmp" => spec.private_tmp.push(PathBuf::from(value()?)),
+                "--tmp-size" => spec.tmp_size = Some(value()?.clone()),
+                "--propagation" => {
+                    spec.propagation = match value()?.as_str() {
+                        "slave" => Propagation::Slave,
+                        "private" => Propagation::Private,
+                        other => return Err(format!("bad propagation {other}")),
+                    }
+                }
+                "--uts" => spec.uts = true,
+                "--net" => spec.net = true,
+                other => return Err(format!("unknown argument {other}")),
+            }
+        }
+        if spec.uid_map.is_empty() || spec.gid_map.is_empty() {
+            return Err("--uid-map and --gid-map are required".into());
+        }
+        Ok(spec)
+    }
+}
+
+fn parse_map_arg(text: &str) -> Result<Vec<MapLine>, String> {
+    text.split(',')
+        .map(|part| {
+            let nums: Vec<u32> = part
+                .split(':')
+                .map(|n| n.parse().map_err(|_| format!("bad map entry {part}")))
+                .collect::<Result<_, _>>()?;
+            match nums[..] {
+                [inside, outside, count] => Ok(MapLine {
+                    inside,
+                    outside,
+                    count,
+                }),
+                _ => Err(format!("bad map entry {part}")),
+            }
+        })
+        .collect()
+}
+
+/// H0's first line for `result`.
+pub(super) fn reply_line(result: &Result<i32, SetError>) -> String {
+    match result {
+        Ok(pid) => format!("ok {pid}"),
+        Err(e) => format!("err {e}"),
+    }
+}
+
+/// The holder's pid from H0's first line, or the failure it reports.
+pub(super) fn parse_reply(line: &str) -> Result<i32, SetError> {
+    if let Some(err) = line.strip_prefix("err ") {
+        let (step, cause) = err.split_once(": ").unwrap_or((err, ""));
+        return Err(SetError::new(step, cause));
+    }
+    line.strip_prefix("ok ")
+        .and_then(|p| p.parse().ok())
+        .filter(|&pid: &i32| pid > 0)
+        .ok_or_else(|| {
+            SetError::new(
+                "helper reply",
+                if line.is_empty() {
+                    "helper exited without a reply".to_owned()
+                } else {
+                    format!("unexpected reply {line:?}")
+                },
+            )
+        })
+}
+
+/// Reads one line (without its newline) from `fd`, giving up at
+/// `deadline`: a helper that hangs must not hang the login holding the
+/// user's lock. EOF before a newline returns what was read.
+pub(super) fn read_line(fd: impl AsFd, deadline: Instant) -> io::Result<String> {
+    let mut line = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let ms = PollTimeout::try_from(left.as_millis().min(i32::MAX as u128) as i32)
+            .unwrap_or(PollTimeout::ZERO);
+        let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+        match nix::poll::poll(&mut fds, ms) {
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "no answer before the deadline",
+                ))
+            }
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+        let mut byte = [0u8; 1];
+        match nix::unistd::read(fd.as_fd(), &mut byte) {
+            Ok(0) => break,
+            Ok(_) if byte[0] == b'\n' => break,
+            Ok(_) if line.len() < MAX_LINE => line.push(byte[0]),
+            Ok(_) => return Err(io::Error::new(io::ErrorKind::InvalidData, "line too long")),
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(String::from_utf8_lossy(&line).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spec_round_trips_through_arguments() {
+        let spec = SetSpec {
+            uid_map: vec![MapLine {
+                inside: 1001,
+                outside: 1001,
+                count: 1,
+            }],
+            gid_map: vec![
+                MapLine {
+                    inside: 5,
+                    outside: 5,
+                    count: 1,
+                },
+                MapLine {
+                    inside: 1,
+                    outside: 100001,
+                    count: 4,
+                },
+            ],
+            private_tmp: vec!["/tmp".into(), "/dev/shm".into()],
+            tmp_size: Some("512M".into()),
+            propagation: Propagation::Private,
+            uts: true,
+            net: false,
+        };
+        let args: Vec<String> = spec.to_args()[1..]
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(SetSpec::from_args(&args), Ok(spec));
+    }
+
+    #[test]
+    fn bad_create_arguments_are_rejected() {
+        assert!(SetSpec::from_args(&["--uid-map".into(), "1:2".into()]).is_err());
+        assert!(SetSpec::from_args(&["--frobnicate".into()]).is_err());
+        assert!(SetSpec::from_args(&[]).is_err());
+    }
+
+    #[test]
+    fn replies_round_trip() {
+        assert_eq!(parse_reply(&reply_line(&Ok(42))), Ok(42));
+        let e = SetError::new("mount tmpfs on /tmp", "Permission denied");
+        assert_eq!(parse_reply(&reply_line(&Err(e.clone()))), Err(e));
+        assert_eq!(
+            parse_reply("").expect_err("empty").cause,
+            "helper exited without a reply"
+        );
+        assert!(parse_reply("ok -1").is_err());
+        assert!(parse_reply("ok 0").is_err());
+        assert!(parse_reply("hello").is_err());
+    }
+
+    #[test]
+    fn lines_are_read_up_to_a_deadline() {
+        let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).expect("pipe");
+        nix::unistd::write(&w, b"ok 7\ndone").expect("write");
+        let soon = Instant::now() + std::time::Duration::from_millis(200);
+        assert_eq!(read_line(&r, soon).expect("line"), "ok 7");
+        drop(w);
+        assert_eq!(read_line(&r, soon).expect("eof"), "done");
+        let (r, _w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).expect("pipe");
+        let err = read_line(&r, Instant::now() + std::time::Duration::from_millis(20))
+            .expect_err("nothing written");
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+    }
+}

@@ -1,0 +1,199 @@
+//! Running a program for the admin tool: as a user inside their set
+//! (`run`), as a user on the host (`run` for an exempt user), or as root
+//! inside a set's namespaces (`enter`). Every child is forked through
+//! `child::fork_child`, so it can only `_exit`.
+#![forbid(unsafe_code)]
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::BorrowedFd;
+use std::path::{Path, PathBuf};
+
+use nix::sched::{setns, CloneFlags};
+
+use crate::child;
+use crate::nsset::{self, Identity};
+use crate::sys;
+use crate::user::UserInfo;
+
+/// Where `run` and `enter` look up a command given without a '/'.
+const SEARCH_PATH: [&str; 5] = ["/usr/local/bin", "/usr/bin", "/bin", "/usr/sbin", "/sbin"];
+
+/// A program ready to execute: everything allocated before the fork.
+#[derive(Clone, Debug)]
+pub struct Program {
+    path: CString,
+    argv: Vec<CString>,
+    envp: Vec<CString>,
+    /// Entered before exec; "/" if it is not reachable, like login(1).
+    cwd: PathBuf,
+}
+
+fn cstring(s: &str) -> io::Result<CString> {
+    CString::new(s).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("argument {s:?} contains a NUL byte"),
+        )
+    })
+}
+
+fn find_in_path(prog: &str) -> String {
+    if prog.contains('/') {
+        return prog.to_owned();
+    }
+    SEARCH_PATH
+        .iter()
+        .map(|d| format!("{d}/{prog}"))
+        .find(|p| Path::new(p).is_file())
+        .unwrap_or_else(|| prog.to_owned())
+}
+
+impl Program {
+    /// `cmd` (or, if empty, `user`'s login shell as a login shell) with a
+    /// login's environment for `user`.
+    pub fn for_user(user: &UserInfo, cmd: &[String]) -> io::Result<Program> {
+        let shell = user.shell.to_string_lossy().into_owned();
+        let shell = if shell.is_empty() {
+            "/bin/sh".to_owned()
+        } else {
+            shell
+        };
+        let (path, argv) = match cmd.split_first() {
+            None => {
+                let base = Path::new(&shell)
+                    .file_name()
+                    .map(|b| b.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                (shell.clone(), vec![format!("-{base}")])
+            }
+            Some((prog, _)) => (find_in_path(prog), cmd.to_vec()),
+        };
+        let mut env = vec![
+            format!("HOME={}", user.home.display()),
+            format!("USER={}", user.name),
+            format!("LOGNAME={}", user.name),
+            format!("SHELL={shell}"),
+            "PATH=/usr/local/bin:/usr/bin:/bin".to_owned(),
+        ];
+        for var in ["TERM", "LANG", "LC_ALL"] {
+            if let Ok(v) = std::env::var(var) {
+                env.push(format!("{var}={v}"));
+            }
+        }
+        Ok(Program {
+            path: cstring(&path)?,
+            argv: argv.iter().map(|a| cstring(a)).collect::<Result<_, _>>()?,
+            envp: env.iter().map(|a| cstring(a)).collect::<Result<_, _>>()?,
+            cwd: user.home.clone(),
+        })
+    }
+
+    /// `cmd` (default /bin/sh) for root, in "/".
+    pub fn for_root(cmd: &[String]) -> io::Result<Program> {
+        let cmd: Vec<String> = if cmd.is_empty() {
+            vec!["/bin/sh".into()]
+        } else {
+            cmd.to_vec()
+        };
+        let mut env = vec![
+            "PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin".to_owned(),
+            "HOME=/root".to_owned(),
+        ];
+        if let Ok(t) = std::env::var("TERM") {
+            env.push(format!("TERM={t}"));
+        }
+        Ok(Program {
+            path: cstring(&find_in_path(&cmd[0]))?,
+            argv: cmd.iter().map(|a| cstring(a)).collect::<Result<_, _>>()?,
+            envp: env.iter().map(|a| cstring(a)).collect::<Result<_, _>>()?,
+            cwd: PathBuf::from("/"),
+        })
+    }
+
+    /// In a forked child: enter `cwd`, restore default signal handling
+    /// (Rust ignores SIGPIPE; `run` ignores SIGINT/SIGQUIT) and exec.
+    /// Returns only the status to `_exit` with on failure.
+    fn exec(&self) -> i32 {
+        if std::env::set_current_dir(&self.cwd).is_err() {
+            let _ = std::env::set_current_dir("/");
+        }
+        sys::reset_signal_dispositions();
+        let err = nix::unistd::execve(&self.path, &self.argv, &self.envp);
+        eprintln!(
+            "nsjail-helper: exec {}: {}",
+            self.path.to_string_lossy(),
+            err.map_or_else(|e| e.desc().to_owned(), |_| String::new())
+        );
+        127
+    }
+}
+
+/// Runs `prog` as `who` inside the set behind `pidfd` and returns its
+/// shell-style status. Only the child joins: this process stays in the
+/// host namespaces to close the session afterwards. `h0`, the process that
+/// built a new set, is reaped as soon as the command has started.
+pub fn run_in_set(
+    pidfd: BorrowedFd<'_>,
+    join_flags: libc::c_int,
+    who: &Identity,
+    prog: &Program,
+    h0: nsset::H0,
+) -> io::Result<i32> {
+    // Our children enter the pid namespace; we do not.
+    setns(pidfd, CloneFlags::CLONE_NEWPID)?;
+    let _quiet = sys::IgnoreInterrupts::new();
+    let pid = child::fork_child(|| {
+        if let Err(e) = nsset::join_and_drop(pidfd, join_flags, who) {
+            eprintln!("nsjail-helper: join namespace set: {e}");
+            return 127;
+        }
+        prog.exec()
+    })?;
+    drop(h0);
+    child::wait_status(pid)
+}
+
+/// Runs `prog` as `who` on the host (a user the policy does not isolate).
+pub fn run_on_host(who: &Identity, prog: &Program) -> io::Result<i32> {
+    let pid = child::fork_child(|| {
+        if let Err(e) = become_user(who) {
+            eprintln!("nsjail-helper: drop privileges: {e}");
+            return 127;
+        }
+        prog.exec()
+    })?;
+    child::wait_status(pid)
+}
+
+fn become_user(who: &Identity) -> nix::Result<()> {
+    use nix::unistd::{Gid, Uid};
+    let gids: Vec<Gid> = who.gids.iter().map(|&g| Gid::from_raw(g)).collect();
+    nix::unistd::setgroups(&gids)?;
+    let (uid, gid) = (Uid::from_raw(who.uid), Gid::from_raw(who.gid));
+    nix::unistd::setresgid(gid, gid, gid)?;
+    nix::unistd::setresuid(uid, uid, uid)
+}
+
+/// Runs `prog` as root in the set's mount, pid, ipc (and uts/net)
+/// namespaces, without its user namespace (`join_flags` minus user).
+pub fn enter_set(
+    pidfd: BorrowedFd<'_>,
+    join_flags: libc::c_int,
+    prog: &Program,
+) -> io::Result<i32> {
+    let flags = join_flags & !libc::CLONE_NEWUSER;
+    setns(pidfd, CloneFlags::CLONE_NEWPID)?;
+    let pid = child::fork_child(|| {
+        if let Err(e) = setns(
+            pidfd,
+            CloneFlags::from_bits_retain(flags & !libc::CLONE_NEWPID),
+        ) {
+            eprintln!("nsjail-helper: setns: {e}");
+            return 127;
+        }
+        let _ = std::env::set_current_dir("/");
+        prog.exec()
+    })?;
+    child::wait_status(pid)
+}

@@ -1,0 +1,385 @@
+//! The one login flow. The PAM module's `open_session` and
+//! `nsjail-helper run` both call `login`, so `run` decides exactly as a
+//! login will: look the user up, load the policy (falling back to the last
+//! valid one when the file is broken), decide, check that the calling
+//! application can place a session in a set, and create or join the set.
+#![forbid(unsafe_code)]
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use super::{open, OpenRequest, Opened};
+use crate::log::Level;
+use crate::nsset::{ExecHelper, SetCreator};
+use crate::paths;
+use crate::policy::{self, Config, LoadError, MatchReason};
+use crate::procfs::ProcId;
+use crate::registry::Registry;
+use crate::user::{self, UserError, UserInfo};
+
+/// What to do when the policy cannot be read or is invalid (module
+/// argument `on_error`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnError {
+    /// Refuse every non-root login that is isolated or whose status is
+    /// unknown (the default).
+    Deny,
+    /// Let such logins in unconfined, with a LOG_ERR line.
+    Allow,
+}
+
+/// The program that asked for a session, which decides whether a session
+/// can be placed in a set at all.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum App {
+    /// OpenSSH's sshd: its post-auth child calls `pam_setcred`, where the
+    /// session joins the set.
+    Sshd,
+    /// pamtester: opens and closes sessions in one process and runs
+    /// nothing; sets are created and released for testing.
+    Pamtester,
+    /// `nsjail-helper run`, which joins its own child into the set.
+    Run,
+    /// Anything else (su, login, cron, …): no hook in the session's own
+    /// process, so isolated users are refused there.
+    Other(String),
+}
+
+impl App {
+    /// Recognises the application by its executable's name.
+    pub fn from_exe(exe: &Path) -> App {
+        match exe.file_name().and_then(|n| n.to_str()) {
+            Some("sshd") => App::Sshd,
+            Some("pamtester") => App::Pamtester,
+            _ => App::Other(exe.display().to_string()),
+        }
+    }
+
+    /// The application this process is running.
+    pub fn of_this_process() -> App {
+        App::from_exe(&fs::read_link("/proc/self/exe").unwrap_or_default())
+    }
+}
+
+/// One login, as the caller knows it.
+#[derive(Clone, Debug)]
+pub struct LoginRequest<'a> {
+    pub user: &'a str,
+    pub service: &'a str,
+    pub app: App,
+    pub on_error: OnError,
+    /// sshd only: the module's auth line ran `pam_setcred` in this
+    /// process before `open_session`, so sshd's child will call it too.
+    pub auth_line_seen: bool,
+    /// The process that will close the session.
+    pub opener: ProcId,
+}
+
+/// The system a login runs against: the seam that lets the flow be unit
+/// tested without root, NSS users or a helper.
+pub trait Host {
+    /// The policy file, for messages and for the last-valid copy.
+    fn policy_path(&self) -> &Path;
+    fn load_policy(&self) -> Result<(Config, String), LoadError>;
+    fn lookup_user(&self, name: &str) -> Result<UserInfo, UserError>;
+    /// Whether this process may create and join sets.
+    fn is_root(&self) -> bool;
+    /// Where `subuid`/`subgid` live.
+    fn etc(&self) -> &Path;
+    fn creator(&self) -> &dyn SetCreator;
+    fn registry(&self) -> io::Result<Registry>;
+}
+
+/// The real system: NSS, `/etc`, the registry under `/run/pam_nsjail`,
+/// and sets created by executing the helper.
+pub struct System {
+    policy: PathBuf,
+    creator: ExecHelper,
+}
+
+impl System {
+    pub fn new(policy: impl Into<PathBuf>, creator: ExecHelper) -> System {
+        System {
+            policy: policy.into(),
+            creator,
+        }
+    }
+}
+
+impl Host for System {
+    fn policy_path(&self) -> &Path {
+        &self.policy
+    }
+
+    fn load_policy(&self) -> Result<(Config, String), LoadError> {
+        policy::load_with_text(&self.policy)
+    }
+
+    fn lookup_user(&self, name: &str) -> Result<UserInfo, UserError> {
+        user::lookup_user(name)
+    }
+
+    fn is_root(&self) -> bool {
+        nix::unistd::geteuid().is_root()
+    }
+
+    fn etc(&self) -> &Path {
+        Path::new(paths::ETC)
+    }
+
+    fn creator(&self) -> &dyn SetCreator {
+        &self.creator
+    }
+
+    fn registry(&self) -> io::Result<Registry> {
+        Registry::open(Path::new(paths::REGISTRY))
+    }
+}
+
+/// A login placed in a set.
+#[derive(Debug)]
+pub struct Placement {
+    pub user: UserInfo,
+    pub policy: String,
+    pub reason: MatchReason,
+    pub opened: Opened,
+}
+
+/// How a login ends up.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Runs on the host: root, an exemption, or, while the policy file is
+    /// broken, a user the last valid policy exempted (`broken` says why).
+    Exempt {
+        policy: String,
+        reason: String,
+        broken: Option<String>,
+    },
+    /// The policy is broken and the admin chose `on_error=allow`.
+    Unconfined { error: String },
+    /// The login must not go on.
+    Refused {
+        policy: String,
+        step: Option<&'static str>,
+        error: String,
+        reason: Option<String>,
+        /// The policy's own errors, for callers that show them in full.
+        load_error: Option<LoadError>,
+    },
+    /// The login is in a set.
+    Placed(Box<Placement>),
+}
+
+impl Outcome {
+    fn refused(policy: &str, error: impl Into<String>) -> Outcome {
+        Outcome::Refused {
+            policy: policy.to_owned(),
+            step: None,
+            error: error.into(),
+            reason: None,
+            load_error: None,
+        }
+    }
+
+    /// The decision's syslog line (DESIGN §4: user, service, policy,
+    /// action, set id) and its level. `debug` adds the matching reason to
+    /// `isolated`/`joined` lines.
+    pub fn log_line(&self, req: &LoginRequest<'_>, debug: bool) -> (Level, String) {
+        let line = |policy: &str, action: &str, set: &str, detail: String| {
+            let mut detail = detail;
+            if req.app == App::Run {
+                detail.push_str(" via=run");
+            }
+            super::decision_line(req.user, req.service, policy, action, set, detail.trim())
+        };
+        match self {
+            Outcome::Exempt {
+                policy,
+                reason,
+                broken: None,
+            } => (
+                Level::Info,
+                line(policy, "exempt", "-", format!("reason=\"{reason}\"")),
+            ),
+            Outcome::Exempt {
+                policy,
+                reason,
+                broken: Some(error),
+            } => (
+                Level::Err,
+                line(
+                    policy,
+                    "exempt",
+                    "-",
+                    format!("error=\"{error}\" reason=\"{reason}\""),
+                ),
+            ),
+            Outcome::Unconfined { error } => (
+                Level::Err,
+                line(
+                    "-",
+                    "unconfined",
+                    "-",
+                    format!("error=\"{error}\" reason=\"on_error=allow\""),
+                ),
+            ),
+            Outcome::Refused {
+                policy,
+                step,
+                error,
+                reason,
+                ..
+            } => {
+                let mut detail = String::new();
+                if let Some(step) = step {
+                    detail.push_str(&format!("step={step} "));
+                }
+                detail.push_str(&format!("error=\"{error}\""));
+                if let Some(reason) = reason {
+                    detail.push_str(&format!(" reason=\"{reason}\""));
+                }
+                (Level::Err, line(policy, "refused", "-", detail))
+            }
+            Outcome::Placed(p) => {
+                let action = if p.opened.created {
+                    "isolated"
+                } else {
+                    "joined"
+                };
+                let mut detail = format!("holder={}", p.opened.holder.id.pid);
+                if debug {
+                    detail.push_str(&format!(" reason=\"{}\"", p.reason));
+                }
+                if req.app == App::Pamtester {
+                    detail.push_str(
+                        " note=\"pamtester: set opened and released, nothing runs in it\"",
+                    );
+                }
+                (Level::Info, line(&p.policy, action, &p.opened.key, detail))
+            }
+        }
+    }
+}
+
+/// The login flow: who, which policy, which application, then the set.
+pub fn login(host: &dyn Host, req: &LoginRequest<'_>) -> Outcome {
+    let user = match host.lookup_user(req.user) {
+        Ok(u) => u,
+        Err(e) => return Outcome::refused("-", e.to_string()),
+    };
+    if user.uid == 0 {
+        return Outcome::Exempt {
+            policy: "-".into(),
+            reason: MatchReason::Root.to_string(),
+            broken: None,
+        };
+    }
+    let config = match host.load_policy() {
+        Ok((config, text)) => {
+            if let Ok(reg) = host.registry() {
+                reg.remember_valid_policy(host.policy_path(), &text);
+            }
+            config
+        }
+        Err(e) => return broken_policy(host, req, &user, e),
+    };
+    let decision = config.decide(&user, req.service);
+    let Some(settings) = decision.settings.as_ref() else {
+        return Outcome::Exempt {
+            policy: decision.policy,
+            reason: decision.reason.to_string(),
+            broken: None,
+        };
+    };
+    match &req.app {
+        App::Sshd if !req.auth_line_seen => {
+            return Outcome::refused(
+                &decision.policy,
+                "the auth line 'auth optional pam_nsjail.so' is missing from the PAM stack (use '@include nsjail', which has both lines); without it the session cannot be isolated",
+            )
+        }
+        App::Sshd | App::Pamtester | App::Run => {}
+        App::Other(exe) => {
+            return Outcome::refused(
+                &decision.policy,
+                format!("{exe} cannot place sessions in a namespace set (only sshd is supported); refusing isolated user"),
+            )
+        }
+    }
+    if !host.is_root() {
+        return Outcome::refused(
+            &decision.policy,
+            "pam_nsjail must run as root to isolate a session",
+        );
+    }
+    let reg = match host.registry() {
+        Ok(r) => r,
+        Err(e) => {
+            return Outcome::Refused {
+                policy: decision.policy,
+                step: Some("registry"),
+                error: format!("{}: {e}", paths::REGISTRY),
+                reason: None,
+                load_error: None,
+            }
+        }
+    };
+    let opened = match open(
+        &reg,
+        &OpenRequest {
+            user: &user,
+            policy: &decision.policy,
+            settings,
+            etc: host.etc(),
+            creator: host.creator(),
+            opener: req.opener,
+        },
+    ) {
+        Ok(o) => o,
+        Err(e) => return Outcome::refused(&decision.policy, e.to_string()),
+    };
+    Outcome::Placed(Box::new(Placement {
+        user,
+        policy: decision.policy,
+        reason: decision.reason,
+        opened,
+    }))
+}
+
+/// The policy could not be loaded. Users the last valid policy exempted
+/// still get in; everyone else is refused unless `on_error=allow`.
+fn broken_policy(
+    host: &dyn Host,
+    req: &LoginRequest<'_>,
+    user: &UserInfo,
+    e: LoadError,
+) -> Outcome {
+    let error = format!(
+        "policy {} is invalid: {}",
+        host.policy_path().display(),
+        e.to_string().replace('\n', "; ").replace('"', "'")
+    );
+    let last = host
+        .registry()
+        .ok()
+        .and_then(|reg| reg.last_valid_policy(host.policy_path()))
+        .map(|c| c.decide(user, req.service));
+    if let Some(d) = last.filter(|d| d.settings.is_none()) {
+        return Outcome::Exempt {
+            policy: d.policy,
+            reason: "exempt under the last valid policy".into(),
+            broken: Some(error),
+        };
+    }
+    if req.on_error == OnError::Allow {
+        return Outcome::Unconfined { error };
+    }
+    Outcome::Refused {
+        policy: "-".into(),
+        step: None,
+        error,
+        reason: Some("on_error=deny".into()),
+        load_error: Some(e),
+    }
+}

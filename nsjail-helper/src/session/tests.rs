@@ -1,0 +1,459 @@
+//! The login flow and the session registry, without root: a fake host
+//! (policy text, hand-made users, a private registry owned by the test's
+//! own uid) and a recording fake creator whose "holders" are `sleep`
+//! children of the test.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+
+use super::*;
+use crate::nsset::{Holder, SetCreator, SetError, SetSpec, Spawned, H0};
+use crate::policy::{self, Config, LoadError};
+use crate::procfs;
+use crate::user::{GroupMembership, UserError, UserInfo};
+
+/// Records every spec it is asked to build; each set's holder is a
+/// `sleep` child of the test, so killing it is harmless.
+#[derive(Default)]
+struct FakeCreator {
+    specs: RefCell<Vec<SetSpec>>,
+    holders: RefCell<Vec<Child>>,
+    fail: Cell<bool>,
+}
+
+impl SetCreator for FakeCreator {
+    fn create(&self, spec: &SetSpec, proc_root: &Path) -> Result<Spawned, SetError> {
+        if self.fail.get() {
+            return Err(SetError::new("mount tmpfs on /tmp", "Permission denied"));
+        }
+        self.specs.borrow_mut().push(spec.clone());
+        let child = Command::new("sleep").arg("300").spawn().expect("sleep");
+        let pid = child.id() as i32;
+        self.holders.borrow_mut().push(child);
+        let holder = Holder {
+            id: procfs::proc_id(proc_root, pid).expect("holder alive"),
+            pidfd: crate::sys::pidfd_open(pid).expect("pidfd"),
+            userns: procfs::ns_inode(proc_root, pid, "user").expect("userns"),
+        };
+        Ok(Spawned {
+            holder,
+            h0: H0::default(),
+        })
+    }
+}
+
+impl Drop for FakeCreator {
+    fn drop(&mut self) {
+        for child in self.holders.borrow_mut().iter_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+struct FakeHost {
+    dir: PathBuf,
+    etc: PathBuf,
+    policy_text: RefCell<String>,
+    users: HashMap<String, UserInfo>,
+    root: Cell<bool>,
+    creator: FakeCreator,
+}
+
+const POLICY: &str = r#"
+[[policy]]
+name = "admins"
+groups = ["admins"]
+isolate = false
+
+[[policy]]
+name = "students"
+groups = ["students"]
+"#;
+
+fn user(name: &str, uid: u32, group: &str, gid: u32) -> UserInfo {
+    UserInfo {
+        name: name.into(),
+        uid,
+        gid,
+        home: "/nonexistent".into(),
+        shell: "/bin/sh".into(),
+        groups: vec![GroupMembership {
+            gid,
+            name: Some(group.into()),
+            primary: true,
+        }],
+    }
+}
+
+impl FakeHost {
+    fn new(tag: &str) -> FakeHost {
+        let dir = std::env::temp_dir().join(format!("nsjail-session-{tag}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(dir.join("etc")).expect("mkdir");
+        for f in ["subuid", "subgid"] {
+            fs::write(
+                dir.join("etc").join(f),
+                "alice:200000:65536\nbob:300000:65536\n",
+            )
+            .expect("write");
+        }
+        let users = [
+            user("alice", 2001, "students", 2001),
+            user("bob", 2002, "students", 2002),
+            user("carol", 2003, "admins", 2003),
+            user("root", 0, "root", 0),
+        ]
+        .into_iter()
+        .map(|u| (u.name.clone(), u))
+        .collect();
+        FakeHost {
+            etc: dir.join("etc"),
+            dir,
+            policy_text: RefCell::new(POLICY.into()),
+            users,
+            root: Cell::new(true),
+            creator: FakeCreator::default(),
+        }
+    }
+
+    fn set_policy(&self, text: &str) {
+        *self.policy_text.borrow_mut() = text.into();
+    }
+
+    fn registry(&self) -> Registry {
+        Host::registry(self).expect("registry")
+    }
+
+    fn created(&self) -> usize {
+        self.creator.specs.borrow().len()
+    }
+}
+
+impl Drop for FakeHost {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Host for FakeHost {
+    fn policy_path(&self) -> &Path {
+        Path::new("/etc/security/test.toml")
+    }
+
+    fn load_policy(&self) -> Result<(Config, String), LoadError> {
+        let text = self.policy_text.borrow().clone();
+        policy::parse(self.policy_path(), &text)
+            .map(|c| (c, text))
+            .map_err(LoadError::Parse)
+    }
+
+    fn lookup_user(&self, name: &str) -> Result<UserInfo, UserError> {
+        self.users
+            .get(name)
+            .cloned()
+            .ok_or_else(|| UserError::unknown(name))
+    }
+
+    fn is_root(&self) -> bool {
+        self.root.get()
+    }
+
+    fn etc(&self) -> &Path {
+        &self.etc
+    }
+
+    fn creator(&self) -> &dyn SetCreator {
+        &self.creator
+    }
+
+    fn registry(&self) -> std::io::Result<Registry> {
+        Registry::open_as(
+            &self.dir.join("run"),
+            Path::new("/proc"),
+            nix::unistd::geteuid().as_raw(),
+        )
+    }
+}
+
+fn me() -> ProcId {
+    procfs::proc_id(Path::new("/proc"), std::process::id() as i32).expect("self")
+}
+
+/// A second live process to stand for another login's opener.
+fn other_opener() -> (Child, ProcId) {
+    let child = Command::new("sleep").arg("300").spawn().expect("sleep");
+    let id = procfs::proc_id(Path::new("/proc"), child.id() as i32).expect("alive");
+    (child, id)
+}
+
+fn request<'a>(user: &'a str, app: App, opener: ProcId) -> LoginRequest<'a> {
+    LoginRequest {
+        user,
+        service: "sshd",
+        app,
+        on_error: OnError::Deny,
+        auth_line_seen: true,
+        opener,
+    }
+}
+
+fn placed(outcome: Outcome) -> Placement {
+    match outcome {
+        Outcome::Placed(p) => *p,
+        other => panic!("expected a placed login, got {other:?}"),
+    }
+}
+
+fn refused_error(outcome: Outcome) -> String {
+    match outcome {
+        Outcome::Refused { error, .. } => error,
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[test]
+fn an_isolated_user_gets_a_set_and_a_second_login_joins_it() {
+    let host = FakeHost::new("join");
+    let first = placed(login(&host, &request("alice", App::Sshd, me())));
+    assert!(first.opened.created);
+    assert_eq!(first.opened.key, "u2001");
+    assert_eq!(first.policy, "students");
+    let (mut other, id) = other_opener();
+    let second = placed(login(&host, &request("alice", App::Sshd, id)));
+    assert!(!second.opened.created, "share=user: the second login joins");
+    assert_eq!(second.opened.holder.id, first.opened.holder.id);
+    assert_eq!(host.created(), 1, "joining creates nothing");
+    // The maps: her own uid to itself, the rest from her sub range.
+    let spec = host.creator.specs.borrow()[0].clone();
+    assert_eq!(spec.uid_map[0].inside, 2001);
+    assert!(spec.uid_map.iter().all(|l| l.outside != 0));
+    let reg = host.registry();
+    assert_eq!(
+        close(&reg, 2001, "u2001", id.pid).expect("close"),
+        Closed::Kept { sessions: 1 }
+    );
+    assert_eq!(
+        close(&reg, 2001, "u2001", me().pid).expect("close"),
+        Closed::Ended
+    );
+    assert!(
+        !procfs::is_alive(Path::new("/proc"), first.opened.holder.id),
+        "on_logout=kill: the last close killed the holder"
+    );
+    assert_eq!(reg.read("u2001").expect("read"), None);
+    assert_eq!(
+        close(&reg, 2001, "u2001", me().pid).expect("close"),
+        Closed::Gone
+    );
+    let _ = other.kill();
+    let _ = other.wait();
+}
+
+#[test]
+fn share_session_gives_each_login_its_own_set_and_linger_keeps_it() {
+    let host = FakeHost::new("session");
+    host.set_policy(&format!(
+        "{POLICY}share = \"session\"\non_logout = \"linger\"\n"
+    ));
+    let a = placed(login(&host, &request("alice", App::Sshd, me())));
+    let b = placed(login(&host, &request("alice", App::Sshd, me())));
+    assert_ne!(a.opened.key, b.opened.key);
+    assert!(a.opened.key.starts_with("s2001."));
+    assert_eq!(host.created(), 2);
+    let reg = host.registry();
+    assert_eq!(
+        close(&reg, 2001, &a.opened.key, me().pid).expect("close"),
+        Closed::Kept { sessions: 0 },
+        "on_logout=linger keeps the set"
+    );
+    assert!(procfs::is_alive(Path::new("/proc"), a.opened.holder.id));
+    assert_eq!(stop_user(&reg, 2001).expect("stop").len(), 2);
+    assert!(!procfs::is_alive(Path::new("/proc"), a.opened.holder.id));
+}
+
+#[test]
+fn root_and_exempt_users_run_on_the_host() {
+    let host = FakeHost::new("exempt");
+    match login(&host, &request("carol", App::Sshd, me())) {
+        Outcome::Exempt {
+            policy,
+            reason,
+            broken: None,
+        } => {
+            assert_eq!(policy, "admins");
+            assert_eq!(reason, "carol is in group admins (primary)");
+        }
+        other => panic!("{other:?}"),
+    }
+    match login(
+        &host,
+        &request("root", App::Other("/usr/bin/su".into()), me()),
+    ) {
+        Outcome::Exempt { policy, reason, .. } => {
+            assert_eq!(policy, "-");
+            assert_eq!(reason, "root (uid 0) is never isolated");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(host.created(), 0);
+}
+
+#[test]
+fn applications_that_cannot_join_are_refused_for_isolated_users_only() {
+    let host = FakeHost::new("apps");
+    let e = refused_error(login(
+        &host,
+        &request("alice", App::Other("/usr/bin/su".into()), me()),
+    ));
+    assert!(e.starts_with("/usr/bin/su cannot place sessions"), "{e}");
+    let mut no_auth = request("alice", App::Sshd, me());
+    no_auth.auth_line_seen = false;
+    let e = refused_error(login(&host, &no_auth));
+    assert!(
+        e.contains("'auth optional pam_nsjail.so' is missing"),
+        "{e}"
+    );
+    assert!(matches!(
+        login(
+            &host,
+            &request("carol", App::Other("/usr/bin/su".into()), me())
+        ),
+        Outcome::Exempt { .. }
+    ));
+    host.root.set(false);
+    let e = refused_error(login(&host, &request("alice", App::Run, me())));
+    assert_eq!(e, "pam_nsjail must run as root to isolate a session");
+    assert_eq!(host.created(), 0);
+}
+
+#[test]
+fn a_broken_policy_falls_back_to_the_last_valid_one_for_exemptions_only() {
+    let host = FakeHost::new("broken");
+    host.set_policy("[[policy]]\nname = \"x\"\ngroups = [");
+    // No valid policy seen yet: everyone but root is refused.
+    match login(&host, &request("carol", App::Sshd, me())) {
+        Outcome::Refused {
+            error,
+            reason,
+            load_error,
+            ..
+        } => {
+            assert!(
+                error.starts_with(
+                    "policy /etc/security/test.toml is invalid: /etc/security/test.toml:3:"
+                ),
+                "{error}"
+            );
+            assert_eq!(reason.as_deref(), Some("on_error=deny"));
+            assert!(matches!(load_error, Some(LoadError::Parse(_))));
+        }
+        other => panic!("{other:?}"),
+    }
+    let mut allow = request("alice", App::Sshd, me());
+    allow.on_error = OnError::Allow;
+    assert!(matches!(login(&host, &allow), Outcome::Unconfined { .. }));
+    // A valid load is remembered; after the next broken edit carol, whom
+    // it exempted, still gets in (logged as an error) and alice does not.
+    host.set_policy(POLICY);
+    assert!(matches!(
+        login(&host, &request("carol", App::Sshd, me())),
+        Outcome::Exempt { broken: None, .. }
+    ));
+    host.set_policy("garbage [");
+    match login(&host, &request("carol", App::Sshd, me())) {
+        Outcome::Exempt {
+            policy,
+            reason,
+            broken: Some(_),
+        } => {
+            assert_eq!(policy, "admins");
+            assert_eq!(reason, "exempt under the last valid policy");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        login(&host, &request("alice", App::Sshd, me())),
+        Outcome::Refused { .. }
+    ));
+    assert_eq!(host.created(), 0);
+}
+
+#[test]
+fn sub_id_ranges_are_required_unless_optional() {
+    let host = FakeHost::new("subid");
+    fs::write(host.dir.join("etc/subuid"), "bob:300000:65536\n").expect("write");
+    let e = refused_error(login(&host, &request("alice", App::Sshd, me())));
+    assert!(
+        e.contains("subuid: no subordinate id range for user alice"),
+        "{e}"
+    );
+    host.set_policy(&format!("{POLICY}subids = \"optional\"\n"));
+    let p = placed(login(&host, &request("alice", App::Sshd, me())));
+    let spec = host.creator.specs.borrow()[0].clone();
+    assert_eq!(
+        spec.uid_map.len(),
+        1,
+        "only her own uid: {:?}",
+        spec.uid_map
+    );
+    let reg = host.registry();
+    close(&reg, 2001, &p.opened.key, me().pid).expect("close");
+}
+
+#[test]
+fn a_failed_creation_is_refused_and_leaves_no_record() {
+    let host = FakeHost::new("fail");
+    host.creator.fail.set(true);
+    let e = refused_error(login(&host, &request("alice", App::Sshd, me())));
+    assert_eq!(
+        e,
+        "create namespace set: mount tmpfs on /tmp: Permission denied"
+    );
+    assert!(host.registry().all().is_empty());
+}
+
+#[test]
+fn a_dead_holder_is_replaced_by_a_fresh_set() {
+    let host = FakeHost::new("stale");
+    let first = placed(login(&host, &request("alice", App::Sshd, me())));
+    crate::sys::pidfd_send_signal(
+        std::os::fd::AsFd::as_fd(&first.opened.holder.pidfd),
+        libc::SIGKILL,
+    )
+    .expect("kill");
+    for child in host.creator.holders.borrow_mut().iter_mut() {
+        let _ = child.wait();
+    }
+    let second = placed(login(&host, &request("alice", App::Sshd, me())));
+    assert!(second.opened.created, "a fresh set replaces the dead one");
+    assert_ne!(second.opened.holder.id, first.opened.holder.id);
+    assert_eq!(host.created(), 2);
+}
+
+#[test]
+fn log_lines_name_user_service_policy_action_and_set() {
+    let host = FakeHost::new("log");
+    let req = request("alice", App::Pamtester, me());
+    let outcome = login(&host, &req);
+    let (level, line) = outcome.log_line(&req, true);
+    assert_eq!(level, crate::log::Level::Info);
+    assert!(
+        line.starts_with(
+            "user=alice service=sshd policy=students action=isolated set=u2001 holder="
+        ),
+        "{line}"
+    );
+    assert!(line.contains("reason=\"alice is in group students (primary)\""));
+    assert!(line.contains("note=\"pamtester: set opened and released"));
+    let run = request("carol", App::Run, me());
+    let (level, line) = login(&host, &run).log_line(&run, false);
+    assert_eq!(level, crate::log::Level::Info);
+    assert_eq!(
+        line,
+        "user=carol service=sshd policy=admins action=exempt set=- reason=\"carol is in group admins (primary)\" via=run"
+    );
+}
