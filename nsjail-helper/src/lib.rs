@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod child;
 pub mod cli;
+pub mod dbus;
 pub mod idmap;
 pub mod log;
 pub mod nsset;
