@@ -5,7 +5,7 @@
 #     sudo bash tests/run.sh
 # Ends with "N passed, N failed" and exits non-zero on any failure.
 set -u
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 passed=0
 failed=0
 step() { # NAME CMD...: one counted step
@@ -39,9 +39,12 @@ step "cargo fmt --check" cargo fmt --all -- --check
 step "cargo clippy -D warnings" cargo clippy --locked --quiet --all-targets -- -D warnings
 step "cargo test (unit tests, with the root-only ones)" cargo test --workspace --locked --quiet -- --include-ignored
 
-for script in tests/e2e/*.sh; do
-    echo "# $script"
-    out=$(timeout 600 bash "$script" 2>&1)
+# run_e2e SCRIPT [ENV=VALUE...]: one end-to-end script, counted by its TAP.
+run_e2e() {
+    local script=$1 out rc p f plan
+    shift
+    echo "# $script${*:+ ($*)}"
+    out=$(env "$@" timeout 600 bash "$script" 2>&1)
     rc=$?
     printf '%s\n' "$out" | grep -E '^(ok|not ok|#)' | sed 's/^/    /'
     p=$(printf '%s\n' "$out" | grep -c '^ok ')
@@ -58,7 +61,27 @@ for script in tests/e2e/*.sh; do
     fi
     passed=$((passed + p))
     failed=$((failed + f))
+}
+
+# Debian 12 (this host's OpenSSH 9.2, no systemd): every scenario.
+for script in tests/e2e/*.sh; do
+    run_e2e "$script"
 done
+
+# Debian 13 (OpenSSH 10 with sshd-session, Linux-PAM 1.7): the ssh
+# scenarios again, against Debian 13's own binaries in a cached root.
+source tests/lib/debian13.sh
+start=$SECONDS
+if step "Debian 13 root (debootstrap, cached under $DEBIAN13_CACHE)" debian13_root >/dev/null; then
+    echo "# Debian 13 root ready after $((SECONDS - start)) s"
+    for script in tests/e2e/20-ssh.sh tests/e2e/30-failures.sh; do
+        run_e2e "$script" NSJAIL_ROOTFS=debian13
+    done
+    # Debian 13 booted with systemd 257 (logind, pam_systemd, user@).
+    for script in tests/systemd/*.sh; do
+        run_e2e "$script"
+    done
+fi
 
 leftover=$(ls -d /var/tmp/nsjail-test.* 2>/dev/null)
 step "no sandbox directory left on the host" test -z "$leftover"

@@ -1,6 +1,9 @@
 //! The namespace-set holder: pid 1 of a set's pid namespace. It blocks
-//! every signal and reaps orphans until it is killed (SIGKILL from the
-//! host ends the set). Built without std or libc as a static binary of a
+//! every signal, takes them synchronously and reaps orphans until it is
+//! killed: SIGKILL from the host, or a SIGTERM from outside its pid
+//! namespace (`loginctl kill-user`, systemd stopping its scope), ends the
+//! set. A SIGTERM from inside the set (its sender has a pid here) is
+//! ignored like every other signal. Built without std or libc as a static binary of a
 //! few kB, so each live set costs only a few kB of memory.
 #![no_std]
 #![no_main]
@@ -16,6 +19,12 @@ const PR_SET_NAME: usize = 15;
 const SIG_SETMASK: usize = 2;
 const WNOHANG: usize = 1;
 const SIGSET_BYTES: usize = 8;
+const SIGTERM: i32 = 15;
+/// `siginfo_t` on x86_64: 128 bytes; si_signo at 0, si_pid (for
+/// signals sent by a process) at 16. In .bss, not on the stack: `_start`
+/// is entered with the stack 16-byte aligned, not as a called function
+/// expects, so the compiler's aligned stores to a stack buffer would fault.
+static mut SIGINFO: [i32; 32] = [0; 32];
 
 /// # Safety
 /// Raw system call; arguments must be valid for call number `n`.
@@ -40,16 +49,28 @@ fn panic(_: &core::panic::PanicInfo) -> ! {
 #[no_mangle]
 pub extern "C" fn _start() -> ! {
     let all: u64 = !0;
+    let info = &raw mut SIGINFO;
     let name = b"nsjail-holder\0";
-    // SAFETY: `all` is a valid 8-byte signal set and `name` a NUL-terminated
-    // string, both outliving every call.
+    // SAFETY: `all` is a valid 8-byte signal set, `info` a writable
+    // siginfo_t-sized buffer only this single thread touches, and `name` a
+    // NUL-terminated string, all outliving every call.
     unsafe {
         // Named for ps and pgrep (a memfd exec would show "memfd:...").
         syscall4(SYS_PRCTL, PR_SET_NAME, name.as_ptr() as usize, 0, 0);
         syscall4(SYS_RT_SIGPROCMASK, SIG_SETMASK, &all as *const u64 as usize, 0, SIGSET_BYTES);
         loop {
             while syscall4(SYS_WAIT4, usize::MAX, 0, WNOHANG, 0) > 0 {}
-            syscall4(SYS_RT_SIGTIMEDWAIT, &all as *const u64 as usize, 0, 0, SIGSET_BYTES);
+            let sig = syscall4(
+                SYS_RT_SIGTIMEDWAIT,
+                &all as *const u64 as usize,
+                info as usize,
+                0,
+                SIGSET_BYTES,
+            );
+            // A sender outside our pid namespace has no pid here: 0.
+            if sig == SIGTERM as isize && core::ptr::read_volatile(&raw const (*info)[4]) == 0 {
+                syscall4(SYS_EXIT, 0, 0, 0, 0);
+            }
         }
     }
 }

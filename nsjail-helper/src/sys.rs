@@ -90,6 +90,13 @@ pub fn reset_signal_dispositions() {
     }
 }
 
+/// Ignores SIGPIPE (after `reset_signal_dispositions`), so writing to a
+/// closed pipe or socket is an `EPIPE` error.
+pub fn ignore_sigpipe() {
+    // SAFETY: SIG_IGN installs no handler code.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+}
+
 /// Brings the loopback interface of the current network namespace up.
 pub fn loopback_up() -> io::Result<()> {
     // SAFETY: creating a socket has no memory-safety preconditions.
@@ -115,19 +122,29 @@ pub fn loopback_up() -> io::Result<()> {
 
 /// The holder loop for targets without the freestanding holder program:
 /// closes every fd but stdio, blocks every signal and reaps orphans until
-/// killed. Signals are taken synchronously, so SIGCHLD is never missed.
+/// killed (or sent SIGTERM from outside its pid namespace). Signals are
+/// taken synchronously, so SIGCHLD is never missed.
 pub fn hold_forever() -> ! {
     // SAFETY: this function never returns or unwinds, so no object that
     // owns one of these fds anywhere up the stack can use or close it
     // again.
     unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0) };
-    let all = nix::sys::signal::SigSet::all();
+    let all = SigSet::all();
     let _ = all.thread_set_mask();
     loop {
         while nix::sys::wait::waitpid(None, Some(nix::sys::wait::WaitPidFlag::WNOHANG))
             .is_ok_and(|s| s != nix::sys::wait::WaitStatus::StillAlive)
         {}
-        let _ = all.wait();
+        // SAFETY: siginfo_t is plain data; sigwaitinfo fills it in.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: `all` is a valid signal set and `info` writable.
+        let sig = unsafe { libc::sigwaitinfo(all.as_ref(), &mut info) };
+        // A sender outside our pid namespace has no pid here: 0 (as in
+        // holder/holder.rs).
+        // SAFETY: for a signal a process sent, si_pid is the field set.
+        if sig == libc::SIGTERM && unsafe { info.si_pid() } == 0 {
+            exit_now(0);
+        }
     }
 }
 

@@ -47,8 +47,18 @@ pub struct SessionData {
     pub joined: Cell<bool>,
 }
 
+/// Stored under `DECIDED_KEY` when open_session placed nothing: what the
+/// session's child may do.
+pub enum Decided {
+    /// Root, exempt, or let in by `on_error=allow`: runs on the host.
+    NotIsolated,
+    /// Refused; the decision line to log again where the child exits.
+    Refused(String),
+}
+
 const AUTH_KEY: &str = "pam_nsjail.auth";
 const SESSION_KEY: &str = "pam_nsjail.session";
+const DECIDED_KEY: &str = "pam_nsjail.decided";
 
 pub fn set_auth_seen(pamh: &mut PamHandle, data: AuthSeen) -> Result<(), PamResultCode> {
     pamh.set_data(AUTH_KEY, Box::new(data))
@@ -67,4 +77,13 @@ pub fn session_data(pamh: &PamHandle) -> Option<&SessionData> {
     // SAFETY: SESSION_KEY is only ever stored by `set_session_data`, as
     // SessionData.
     unsafe { pamh.get_data::<SessionData>(SESSION_KEY) }.ok()
+}
+
+pub fn set_decided(pamh: &mut PamHandle, data: Decided) -> Result<(), PamResultCode> {
+    pamh.set_data(DECIDED_KEY, Box::new(data))
+}
+
+pub fn decided(pamh: &PamHandle) -> Option<&Decided> {
+    // SAFETY: DECIDED_KEY is only ever stored by `set_decided`, as Decided.
+    unsafe { pamh.get_data::<Decided>(DECIDED_KEY) }.ok()
 }

@@ -34,7 +34,7 @@ use pam::items::Service;
 use pam::module::{PamHandle, PamHooks};
 
 use args::ModuleArgs;
-use ffi::{AuthSeen, SessionData};
+use ffi::{AuthSeen, Decided, SessionData};
 use nsjail::child::{self, ChildFailure};
 use nsjail::log::Level;
 use nsjail::nsset::{ExecHelper, Identity, SetError};
@@ -79,20 +79,28 @@ impl PamHooks for PamNsjail {
 
     fn sm_setcred(pamh: &mut PamHandle, args: Vec<&CStr>, flags: PamFlag) -> PamResultCode {
         let pid = std::process::id();
+        if flags & PAM_DELETE_CRED != 0 {
+            return PamResultCode::PAM_IGNORE;
+        }
         if let Some(data) = ffi::session_data(pamh) {
-            if data.opener_pid == pid || flags & PAM_DELETE_CRED != 0 {
+            if data.opener_pid == pid {
                 return PamResultCode::PAM_IGNORE;
             }
             // We are sshd's post-auth child: join or die.
             let args = module_args(&args);
             return child_join(pamh, data, args.debug);
         }
-        if flags & PAM_DELETE_CRED == 0 {
+        match ffi::auth_seen(pamh).map(|a| a.pid) {
             // The auth line is present and setcred precedes open_session,
             // as sshd does it.
-            let _ = ffi::set_auth_seen(pamh, AuthSeen { pid });
+            None => {
+                let _ = ffi::set_auth_seen(pamh, AuthSeen { pid });
+                PamResultCode::PAM_IGNORE
+            }
+            Some(monitor) if monitor == pid => PamResultCode::PAM_IGNORE,
+            // sshd's post-auth child, but open_session placed nothing.
+            Some(_) => child_without_set(pamh, &module_args(&args)),
         }
-        PamResultCode::PAM_IGNORE
     }
 
     fn sm_open_session(pamh: &mut PamHandle, args: Vec<&CStr>, _: PamFlag) -> PamResultCode {
@@ -160,11 +168,57 @@ fn child_join(pamh: &PamHandle, data: &SessionData, debug: bool) -> PamResultCod
     PamResultCode::PAM_SUCCESS
 }
 
-fn open_session(pamh: &mut PamHandle, args: &ModuleArgs) -> PamResultCode {
-    let service = match pamh.get_item::<Service>() {
+/// sshd's post-auth child when open_session left no set to join. OpenSSH
+/// 9.8 and later fork this child even after a failed open_session, so
+/// this is the last barrier: the session goes on only where open_session
+/// decided the user is not isolated, or, where it never ran this module
+/// at all, where the policy leaves the user on the host.
+fn child_without_set(pamh: &mut PamHandle, args: &ModuleArgs) -> PamResultCode {
+    let refusal = match ffi::decided(pamh) {
+        Some(Decided::NotIsolated) => return PamResultCode::PAM_IGNORE,
+        Some(Decided::Refused(line)) => line.clone(),
+        None => {
+            let service = service_name(pamh);
+            let name = pamh.get_user(None).unwrap_or_default();
+            let Some(opener) = procfs::proc_id(Path::new(paths::PROC), std::process::id() as i32)
+            else {
+                child::exit_now(1)
+            };
+            let host = System::new(&args.config, ExecHelper::new(&args.helper));
+            let req = LoginRequest {
+                user: &name,
+                service: &service,
+                app: App::of_this_process(&service),
+                on_error: args.on_error,
+                auth_line_seen: true,
+                opener,
+            };
+            match session::refusal_without_session(&host, &req) {
+                None => return PamResultCode::PAM_IGNORE,
+                Some(error) => decision_line(
+                    &name,
+                    &service,
+                    "-",
+                    "refused",
+                    "-",
+                    &format!("error=\"{}\"", error.replace('"', "'")),
+                ),
+            }
+        }
+    };
+    ffi::syslog(pamh, LOG_ERR, &format!("{refusal} (session process exits)"));
+    child::exit_now(1)
+}
+
+fn service_name(pamh: &PamHandle) -> String {
+    match pamh.get_item::<Service>() {
         Ok(Some(s)) => s.to_string_lossy().into_owned(),
         _ => "?".to_owned(),
-    };
+    }
+}
+
+fn open_session(pamh: &mut PamHandle, args: &ModuleArgs) -> PamResultCode {
+    let service = service_name(pamh);
     let name = match pamh.get_user(None) {
         Ok(n) => n,
         Err(e) => {
@@ -196,7 +250,7 @@ fn open_session(pamh: &mut PamHandle, args: &ModuleArgs) -> PamResultCode {
     let req = LoginRequest {
         user: &name,
         service: &service,
-        app: App::of_this_process(),
+        app: App::of_this_process(&service),
         on_error: args.on_error,
         auth_line_seen: ffi::auth_seen(pamh).is_some_and(|a| a.pid == pid),
         opener,
@@ -205,10 +259,31 @@ fn open_session(pamh: &mut PamHandle, args: &ModuleArgs) -> PamResultCode {
     let (level, line) = outcome.log_line(&req, args.debug);
     let Outcome::Placed(placement) = outcome else {
         ffi::syslog(pamh, priority(level), &line);
-        return match outcome {
-            Outcome::Refused { .. } => PamResultCode::PAM_SESSION_ERR,
-            _ => PamResultCode::PAM_IGNORE,
-        };
+        if !matches!(outcome, Outcome::Refused { .. }) {
+            let _ = ffi::set_decided(pamh, Decided::NotIsolated);
+            return PamResultCode::PAM_IGNORE;
+        }
+        if req.app == App::SshdSession {
+            // OpenSSH 9.8 and later go on after a failed open_session,
+            // and without the auth line nothing of ours runs in the
+            // session's child: end the connection here, as sshd 9.2
+            // does itself.
+            ffi::syslog(
+                pamh,
+                LOG_ERR,
+                &decision_line(
+                    &name,
+                    &service,
+                    "-",
+                    "refused",
+                    "-",
+                    "note=\"sshd-session continues after a failed open_session: pam_nsjail ends this connection\"",
+                ),
+            );
+            child::exit_now(255);
+        }
+        let _ = ffi::set_decided(pamh, Decided::Refused(line));
+        return PamResultCode::PAM_SESSION_ERR;
     };
     let placed = *placement;
     let opened = placed.opened;

@@ -8,6 +8,18 @@ host_user_ns=$(readlink /proc/self/ns/user)
 include=$(cat /etc/pam.d/nsjail)
 set_include() { printf '%s\n' "$1" >/etc/pam.d/nsjail; }
 refused() { ! ssh_as "$1" 'echo IN' 2>/dev/null | grep -q IN; }
+# What a login can do beyond a shell: sftp, and forwarding a port (-W to
+# sshd's own port answers with its banner when forwarding works).
+sftp_works() { echo 'ls /' | sftp -q -b - "${SSH_OPTS[@]/-p/-P}" "$1@127.0.0.1" >/dev/null 2>&1; }
+forward_works() { sleep 3 | timeout 10 ssh "${SSH_OPTS[@]}" -W "127.0.0.1:$SSH_PORT" "$1@127.0.0.1" 2>/dev/null | head -c 7 | grep -q SSH-2.0; }
+no_sftp() { ! sftp_works "$1"; }
+no_forward() { ! forward_works "$1"; }
+# refused_everywhere WHY USER: no shell, no sftp, no port forwarding.
+refused_everywhere() {
+    check "$1: $2 gets no shell" refused "$2"
+    check "$1: $2 gets no sftp" no_sftp "$2"
+    check "$1: $2 gets no port forwarding" no_forward "$2"
+}
 # PRI of a LOG_ERR line in facility authpriv (10): 10*8+3.
 ERR_PRI='^<83>'
 
@@ -25,10 +37,12 @@ name = "students"
 groups = ["students"'
 check "pamtester: open_session fails with a broken policy" sh -c '! pamtester sshd alice open_session close_session'
 log_clear
-check "broken policy: alice's ssh login is refused" refused alice
+refused_everywhere "broken policy" alice
 check "broken policy: the log says why (path:line:col), at LOG_ERR" \
     log_has "$ERR_PRI.*user=alice .*action=refused .*policy /etc/security/pam_nsjail.toml is invalid: /etc/security/pam_nsjail.toml:4:1: .*on_error=deny"
 check_eq "broken policy: carol, exempt under the last valid policy, still gets in" IN "$(ssh_as carol 'echo IN' 2>&1)"
+check "broken policy: carol can still use sftp (control)" sftp_works carol
+check "broken policy: carol can still forward a port (control)" forward_works carol
 check "broken policy: carol's admission is logged at LOG_ERR" log_has "$ERR_PRI.*user=carol .*action=exempt .*exempt under the last valid policy"
 
 set_include "${include/session  required   pam_nsjail.so/session  required   pam_nsjail.so on_error=allow}"
@@ -48,16 +62,24 @@ set_policy "$(test_policy)"
 # ---- helper missing ------------------------------------------------------------------------
 set_include "${include/session  required   pam_nsjail.so/session  required   pam_nsjail.so helper=/nonexistent/nsjail-helper}"
 log_clear
-check "helper missing: alice is refused" refused alice
+refused_everywhere "helper missing" alice
 check "helper missing: the log names the helper and the step" log_has "$ERR_PRI.*user=alice .*action=refused .*check helper /nonexistent/nsjail-helper"
 set_include "$include"
 
 # ---- auth line missing ----------------------------------------------------------------------
 set_include "$(printf '%s\n' "$include" | grep -v '^auth')"
 log_clear
-check "auth line missing: alice is refused" refused alice
+refused_everywhere "auth line missing" alice
 check "auth line missing: the log names the missing line" log_has "$ERR_PRI.*user=alice .*action=refused .*'auth optional pam_nsjail.so' is missing"
 check_eq "auth line missing: exempt carol still gets in" IN "$(ssh_as carol 'echo IN' 2>&1)"
+set_include "$include"
+
+# ---- session line missing: open_session never runs pam_nsjail ---------------------------------
+set_include "$(printf '%s\n' "$include" | grep -v '^session')"
+log_clear
+refused_everywhere "session line missing" alice
+check "session line missing: the session's child logs why it exits" log_has "$ERR_PRI.*user=alice .*action=refused .*open_session did not run for this login.*session process exits"
+check_eq "session line missing: exempt carol still gets in" IN "$(ssh_as carol 'echo IN' 2>&1)"
 set_include "$include"
 
 # ---- unknown module argument ------------------------------------------------------------------
@@ -71,7 +93,7 @@ set_include "$include"
 cp /etc/subuid /run/nsjail-test/subuid.save
 sed -i '/^alice:/d' /etc/subuid
 log_clear
-check "no sub-id range (subids=required): alice is refused" refused alice
+refused_everywhere "no sub-id range (subids=required)" alice
 check "no sub-id range: the log names /etc/subuid and alice" log_has "action=refused .*/etc/subuid: no subordinate id range for user alice"
 set_policy "$(test_policy | sed 's/on_logout = "kill"/on_logout = "kill"\nsubids = "optional"/')"
 check_eq "subids=optional: alice gets in with only her own ids mapped" "$(id -u alice) $(id -u alice) 1" \

@@ -97,7 +97,7 @@ check "a lock left by a killed process does not block the next login" isolated_l
 test_policy >/etc/security/policy-a.toml
 test_policy | sed 's/share = "user"/share = "session"/' >/etc/security/policy-b.toml
 (
-    for i in $(seq 200); do
+    for _ in $(seq 200); do
         cp /etc/security/policy-a.toml /etc/security/.p.tmp && mv /etc/security/.p.tmp /etc/security/pam_nsjail.toml
         cp /etc/security/policy-b.toml /etc/security/.p.tmp && mv /etc/security/.p.tmp /etc/security/pam_nsjail.toml
     done

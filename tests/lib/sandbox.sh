@@ -1,10 +1,16 @@
 # shellcheck shell=bash
 # Hermetic sandbox for end-to-end tests (DESIGN §5). Source it, then call
 # `sandbox_enter "$@"` first thing: the script re-runs itself as pid 1 of a
-# private mount+pid namespace where /etc and /usr are overlays (upper dirs
-# under /var/tmp, removed afterwards), /home, /run and /tmp are tmpfs and
-# /dev is an overlay holding a syslog socket at /dev/log. Users, sshd and
-# every namespace set die with the sandbox; nothing reaches the host.
+# private mount+pid+ipc namespace where /etc and /usr are overlays (upper
+# dirs under /var/tmp, removed afterwards), /home, /run and /tmp are tmpfs
+# and /dev is an overlay holding a syslog socket at /dev/log. Users, sshd,
+# IPC objects and every namespace set die with the sandbox; nothing
+# reaches the host.
+#
+# With NSJAIL_ROOTFS=debian13 the same script runs chrooted into a
+# throwaway overlay of a cached Debian 13 root (tests/lib/debian13.sh):
+# Debian 13's own sshd (OpenSSH 10, sshd-session), PAM 1.7, pamtester and
+# tools, with the module and helper built here.
 
 REPO=${REPO:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 SSH_PORT=${SSH_PORT:-2222}
@@ -15,6 +21,9 @@ TAP_FAILED=0
 
 sandbox_enter() {
     if [ -n "${NSJAIL_SANDBOX:-}" ]; then
+        if [ -n "${SB_LOWER:-}" ] && [ -z "${SB_IN_ROOT:-}" ]; then
+            sandbox_chroot "$@"
+        fi
         sandbox_setup
         return
     fi
@@ -22,30 +31,74 @@ sandbox_enter() {
         echo "not ok 1 - must run as root (the sandbox needs namespaces and overlays)"
         exit 1
     fi
-    local dir rc
+    local dir rc lower=
+    case "${NSJAIL_ROOTFS:-}" in
+    "") ;;
+    debian13)
+        # shellcheck source=tests/lib/debian13.sh
+        source "$REPO/tests/lib/debian13.sh"
+        lower=$(debian13_root) || {
+            echo "not ok 1 - could not build the Debian 13 root (debootstrap)"
+            exit 1
+        }
+        ;;
+    *)
+        echo "not ok 1 - unknown NSJAIL_ROOTFS=$NSJAIL_ROOTFS"
+        exit 1
+        ;;
+    esac
     dir=$(mktemp -d /var/tmp/nsjail-test.XXXXXX)
-    NSJAIL_SANDBOX=1 SB_DIR=$dir unshare --mount --pid --fork --mount-proc --propagation private \
+    NSJAIL_SANDBOX=1 SB_DIR=$dir SB_LOWER=$lower \
+        unshare --mount --pid --ipc --fork --mount-proc --propagation private \
         -- bash "$0" "$@"
     rc=$?
     rm -rf "$dir"
     exit $rc
 }
 
+# Inside the sandbox's namespaces, with SB_LOWER set: re-runs the script
+# chrooted into a throwaway overlay of that root filesystem, still as pid 1.
+sandbox_chroot() {
+    local d=$SB_DIR new=$SB_DIR/newroot script
+    mkdir -p "$d/root.up" "$d/root.work" "$new"
+    mount -t overlay overlay -o "lowerdir=$SB_LOWER,upperdir=$d/root.up,workdir=$d/root.work" "$new"
+    mount --rbind /dev "$new/dev"
+    mount -t proc proc "$new/proc"
+    mount --rbind /sys "$new/sys"
+    # Upper dirs for the overlays sandbox_setup makes inside (an overlay
+    # cannot be the upper layer of another).
+    mkdir -p "$new/nsjail-sb" "$new/nsjail-repo"
+    mount -t tmpfs -o mode=700 tmpfs "$new/nsjail-sb"
+    mount --bind "$REPO" "$new/nsjail-repo"
+    script=/nsjail-repo/${0#"$REPO"/}
+    # pivot_root, not a bare chroot: the kernel refuses new user
+    # namespaces to a chrooted process (its root must be its mount
+    # namespace's). sandbox_setup detaches /.oldroot.
+    mkdir -p "$new/.oldroot"
+    cd "$new" && pivot_root . .oldroot || exit 1
+    exec chroot . /usr/bin/env SB_IN_ROOT=1 SB_DIR=/nsjail-sb REPO=/nsjail-repo \
+        bash "$script" "$@"
+}
+
 # Runs inside the sandbox (as its pid 1's script).
 sandbox_setup() {
     set -u
     local d=$SB_DIR x
+    [ -n "${SB_IN_ROOT:-}" ] && umount -l /.oldroot
     # The checkout may live under /tmp, /home or /run, which get tmpfs
     # below: reach it through a bind mount in the sandbox's own directory.
     mkdir -p "$d/repo"
     mount --bind "$REPO" "$d/repo"
     REPO=$d/repo
-    cd "$REPO"
+    cd "$REPO" || exit 1
     for x in etc usr dev; do
         mkdir -p "$d/$x.up" "$d/$x.work"
     done
-    mount -t overlay overlay -o "lowerdir=/etc,upperdir=$d/etc.up,workdir=$d/etc.work" /etc
-    mount -t overlay overlay -o "lowerdir=/usr,upperdir=$d/usr.up,workdir=$d/usr.work" /usr
+    # In a chrooted root, /etc and /usr are already a throwaway overlay.
+    if [ -z "${SB_IN_ROOT:-}" ]; then
+        mount -t overlay overlay -o "lowerdir=/etc,upperdir=$d/etc.up,workdir=$d/etc.work" /etc
+        mount -t overlay overlay -o "lowerdir=/usr,upperdir=$d/usr.up,workdir=$d/usr.work" /usr
+    fi
     mount -t tmpfs -o mode=755 tmpfs /home
     mount -t tmpfs -o mode=755 tmpfs /run
     mount -t tmpfs -o mode=1777 tmpfs /tmp
@@ -164,6 +217,19 @@ ssh_as() {
     shift
     ssh "${SSH_OPTS[@]}" "$user@127.0.0.1" "$@"
 }
+
+# utmp_users: the users of the USER_PROCESS records in /run/utmp (what
+# `who` lists where it reads utmp; Debian 13's `who` asks logind instead).
+utmp_users() {
+    python3 -c '
+import struct
+data = open("/run/utmp", "rb").read()
+for i in range(0, len(data) - 383, 384):
+    kind, = struct.unpack_from("h", data, i)
+    if kind == 7:
+        print(data[i + 44:i + 76].split(b"\0")[0].decode())'
+}
+utmp_has() { utmp_users | grep -qx "$1"; }
 
 # ---- TAP ------------------------------------------------------------------
 

@@ -5,12 +5,15 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::{Args, CliResult};
+use crate::paths;
 
 const HELP: &str = "\
-usage: nsjail-helper audit [--pam-dir DIR] [--config PATH]
+usage: nsjail-helper audit [--pam-dir DIR] [--vendor-dir DIR] [--config PATH]
 
-Scan the PAM configuration (default /etc/pam.d), following @include,
-include and substack, and report:
+Scan the PAM configuration the way Linux-PAM reads it: a service file in
+--pam-dir (default /etc/pam.d) overrides the file of the same name in
+--vendor-dir (default /usr/lib/pam.d, where Debian 13 ships systemd-user).
+Follow @include, include and substack, and report:
   - whether sshd has both pam_nsjail lines (auth and session);
   - every other service that opens sessions (su, login, runuser, sudo,
     cron, atd, systemd-user, display managers, ...) without pam_nsjail,
@@ -62,18 +65,41 @@ fn module_is_nsjail(module: &str) -> bool {
         .is_some_and(|f| f == "pam_nsjail.so")
 }
 
-/// Expands `service` in `dir` into (type, module) pairs.
+/// Where Linux-PAM looks for a service's file: the local directory
+/// first, then the vendor directory (Linux-PAM >= 1.2 with a vendordir).
+pub struct PamDirs {
+    pub local: PathBuf,
+    pub vendor: Option<PathBuf>,
+}
+
+impl PamDirs {
+    /// The file PAM reads for `service`, if any.
+    pub fn resolve(&self, service: &str) -> Option<PathBuf> {
+        if service.contains('/') || service.is_empty() {
+            return None;
+        }
+        std::iter::once(&self.local)
+            .chain(self.vendor.as_ref())
+            .map(|d| d.join(service))
+            .find(|p| p.is_file())
+    }
+}
+
+/// Expands `service` into (type, module) pairs.
 fn expand(
-    dir: &Path,
+    dirs: &PamDirs,
     service: &str,
     only_type: Option<&str>,
     depth: usize,
     out: &mut Vec<(String, String)>,
 ) {
-    if depth > 16 || service.contains('/') {
+    if depth > 16 {
         return;
     }
-    let Ok(text) = fs::read_to_string(dir.join(service)) else {
+    let Some(text) = dirs
+        .resolve(service)
+        .and_then(|p| fs::read_to_string(p).ok())
+    else {
         return;
     };
     for line in text.lines() {
@@ -82,7 +108,7 @@ fn expand(
         let Some(first) = words.next() else { continue };
         if first == "@include" {
             if let Some(inc) = words.next() {
-                expand(dir, inc, only_type, depth + 1, out);
+                expand(dirs, inc, only_type, depth + 1, out);
             }
             continue;
         }
@@ -108,16 +134,16 @@ fn expand(
         };
         let Some(module) = words.next() else { continue };
         if control == "include" || control == "substack" {
-            expand(dir, module, Some(ty), depth + 1, out);
+            expand(dirs, module, Some(ty), depth + 1, out);
         } else {
             out.push((ty.to_owned(), module.to_owned()));
         }
     }
 }
 
-pub fn stacks(dir: &Path, service: &str) -> Stacks {
+pub fn stacks(dirs: &PamDirs, service: &str) -> Stacks {
     let mut lines = Vec::new();
-    expand(dir, service, None, 0, &mut lines);
+    expand(dirs, service, None, 0, &mut lines);
     let mut s = Stacks::default();
     for (ty, module) in &lines {
         match ty.as_str() {
@@ -132,50 +158,67 @@ pub fn stacks(dir: &Path, service: &str) -> Stacks {
     s
 }
 
-/// Findings for every session-opening service in `dir`, as
-/// (is_problem, message) pairs.
-pub fn audit(dir: &Path) -> Vec<(bool, String)> {
+/// The fix for a session service that bypasses pam_nsjail. A service
+/// that only exists in the vendor directory is fixed by a local copy,
+/// which then overrides it.
+fn fix_for(dirs: &PamDirs, service: &str, path: &Path) -> String {
+    let local = dirs.local.join(service);
+    let edit = if path == local {
+        format!("add '@include nsjail' to {}", local.display())
+    } else {
+        format!(
+            "cp {} {}, then add '@include nsjail' to {}",
+            path.display(),
+            local.display(),
+            local.display()
+        )
+    };
+    let consequence = match service {
+        "systemd-user" => "pam_nsjail then refuses the user manager (systemd --user) of isolated users; without it, `systemd-run --user` and the user's units run outside the set",
+        "cron" | "atd" => "pam_nsjail then refuses isolated users there, so their cron/at jobs do not run; without it they run outside the set",
+        _ => "pam_nsjail then refuses isolated users there: only sshd can place a session in a set",
+    };
+    format!("  fix: {edit}\n  ({consequence}), or deny isolated groups this service (e.g. pam_succeed_if / access.conf)")
+}
+
+/// Findings for every session-opening service, as (is_problem, message)
+/// pairs.
+pub fn audit(dirs: &PamDirs) -> Vec<(bool, String)> {
     let mut out = Vec::new();
-    let file = |s: &str| -> PathBuf { dir.join(s) };
-    let sshd = stacks(dir, "sshd");
-    let ssh_path = file("sshd");
-    if !ssh_path.exists() {
-        out.push((
+    let sshd = stacks(dirs, "sshd");
+    match dirs.resolve("sshd") {
+        None => out.push((
             false,
-            format!("{}: not present (no sshd service)", ssh_path.display()),
-        ));
-    } else if !sshd.nsjail_session {
-        out.push((
+            format!(
+                "{}: not present (no sshd service)",
+                dirs.local.join("sshd").display()
+            ),
+        )),
+        Some(path) if !sshd.nsjail_session => out.push((
             true,
             format!(
                 "{}: pam_nsjail is not enabled for ssh logins\n  fix: echo '@include nsjail' >> {}",
-                ssh_path.display(),
-                ssh_path.display()
+                path.display(),
+                dirs.local.join("sshd").display()
             ),
-        ));
-    } else if !sshd.nsjail_auth {
-        out.push((
+        )),
+        Some(path) if !sshd.nsjail_auth => out.push((
             true,
             format!(
                 "{}: 'session pam_nsjail.so' without 'auth optional pam_nsjail.so': isolated logins will be refused\n  fix: use '@include nsjail', which has both lines",
-                ssh_path.display()
+                path.display()
             ),
-        ));
-    } else {
-        out.push((
+        )),
+        Some(path) => out.push((
             false,
-            format!(
-                "{}: ok (auth and session lines present)",
-                ssh_path.display()
-            ),
-        ));
+            format!("{}: ok (auth and session lines present)", path.display()),
+        )),
     }
     for service in SESSION_SERVICES.iter().filter(|s| **s != "sshd") {
-        let path = file(service);
-        if !path.is_file() {
+        let Some(path) = dirs.resolve(service) else {
             continue;
-        }
-        let st = stacks(dir, service);
+        };
+        let st = stacks(dirs, service);
         if st.session_lines == 0 || st.nsjail_session {
             out.push((false, format!("{}: ok", path.display())));
             continue;
@@ -183,9 +226,9 @@ pub fn audit(dir: &Path) -> Vec<(bool, String)> {
         out.push((
             true,
             format!(
-                "{}: '{service}' opens sessions without pam_nsjail: a member of an isolated group gets an unconfined session through it\n  fix: add '@include nsjail' to {} (pam_nsjail refuses isolated users there: only sshd can place a session in a set), or deny isolated groups this service (e.g. pam_succeed_if / access.conf)",
+                "{}: '{service}' opens sessions without pam_nsjail: a member of an isolated group gets an unconfined session through it\n{}",
                 path.display(),
-                path.display()
+                fix_for(dirs, service, &path)
             ),
         ));
     }
@@ -193,18 +236,23 @@ pub fn audit(dir: &Path) -> Vec<(bool, String)> {
 }
 
 pub fn main(args: &[String]) -> CliResult {
-    let args = Args::parse(args, &["--pam-dir", "--config"], &[])?;
+    let args = Args::parse(args, &["--pam-dir", "--vendor-dir", "--config"], &[])?;
     if args.help {
         println!("{HELP}");
         return Ok(0);
     }
     args.no_positional()?;
-    let dir = PathBuf::from(args.option("--pam-dir").unwrap_or("/etc/pam.d"));
-    if !dir.is_dir() {
-        return Err(super::fail(dir.display(), "not a directory"));
+    let dirs = PamDirs {
+        local: PathBuf::from(args.option("--pam-dir").unwrap_or(paths::PAM_DIR)),
+        vendor: Some(PathBuf::from(
+            args.option("--vendor-dir").unwrap_or(paths::VENDOR_PAM_DIR),
+        )),
+    };
+    if !dirs.local.is_dir() {
+        return Err(super::fail(dirs.local.display(), "not a directory"));
     }
     let mut problems = 0;
-    for (bad, msg) in audit(&dir) {
+    for (bad, msg) in audit(&dirs) {
         if bad {
             problems += 1;
             println!("warning: {msg}");
@@ -226,17 +274,97 @@ mod tests {
     use super::*;
 
     fn pam_dir(files: &[(&str, &str)]) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!(
-            "nsjail-audit-{}-{}",
-            std::process::id(),
-            files.len()
-        ));
+        pam_dir_named(&files.len().to_string(), files)
+    }
+
+    fn pam_dir_named(tag: &str, files: &[(&str, &str)]) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("nsjail-audit-{}-{tag}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
         for (name, text) in files {
             fs::write(dir.join(name), text).unwrap();
         }
         dir
+    }
+
+    fn only(dir: &Path) -> PamDirs {
+        PamDirs {
+            local: dir.to_owned(),
+            vendor: None,
+        }
+    }
+
+    #[test]
+    fn vendor_files_count_unless_a_local_file_overrides_them() {
+        let nsjail = "auth optional pam_nsjail.so\nsession required pam_nsjail.so\n";
+        let vendor = pam_dir_named(
+            "vendor",
+            &[
+                (
+                    "systemd-user",
+                    "account include common-account\nsession required pam_unix.so\n",
+                ),
+                ("cron", "session required pam_unix.so\n"),
+                ("common-account", "account required pam_unix.so\n"),
+                ("sshd", "session required pam_unix.so\n"),
+            ],
+        );
+        let local = pam_dir_named(
+            "local",
+            &[
+                ("nsjail", nsjail),
+                ("sshd", "session required pam_unix.so\n@include nsjail\n"),
+            ],
+        );
+        let dirs = PamDirs {
+            local: local.clone(),
+            vendor: Some(vendor.clone()),
+        };
+        let findings = audit(&dirs);
+        let user = findings
+            .iter()
+            .find(|(_, m)| m.contains("systemd-user"))
+            .expect("systemd-user is audited from the vendor directory");
+        assert!(user.0, "{}", user.1);
+        assert!(
+            user.1.starts_with(&format!(
+                "{}: 'systemd-user' opens sessions",
+                vendor.join("systemd-user").display()
+            )),
+            "{}",
+            user.1
+        );
+        assert!(
+            user.1.contains(&format!(
+                "fix: cp {} {}",
+                vendor.join("systemd-user").display(),
+                local.join("systemd-user").display()
+            )),
+            "{}",
+            user.1
+        );
+        assert!(user.1.contains("refuses the user manager"), "{}", user.1);
+        assert!(findings
+            .iter()
+            .any(|(bad, m)| *bad && m.contains("'cron'") && m.contains("cron/at jobs")));
+        // The local sshd overrides the vendor one.
+        assert!(findings.iter().any(
+            |(bad, m)| !*bad && m.starts_with(&format!("{}: ok", local.join("sshd").display()))
+        ));
+        // A local copy with the include fixes systemd-user.
+        fs::write(
+            local.join("systemd-user"),
+            "session required pam_unix.so\n@include nsjail\n",
+        )
+        .unwrap();
+        assert!(
+            audit(&dirs)
+                .iter()
+                .any(|(bad, m)| !*bad
+                    && m == &format!("{}: ok", local.join("systemd-user").display()))
+        );
+        fs::remove_dir_all(&vendor).unwrap();
+        fs::remove_dir_all(&local).unwrap();
     }
 
     #[test]
@@ -252,7 +380,7 @@ mod tests {
             ("login", "session substack nsjail\n"),
         ]);
         assert_eq!(
-            stacks(&dir, "sshd"),
+            stacks(&only(&dir), "sshd"),
             Stacks {
                 session_lines: 2,
                 nsjail_session: true,
@@ -261,14 +389,14 @@ mod tests {
         );
         // `include` of type session only takes the session lines.
         assert_eq!(
-            stacks(&dir, "login"),
+            stacks(&only(&dir), "login"),
             Stacks {
                 session_lines: 1,
                 nsjail_session: true,
                 nsjail_auth: false
             }
         );
-        let findings = audit(&dir);
+        let findings = audit(&only(&dir));
         assert!(findings.iter().any(|(bad, m)| *bad && m.contains("/su:")));
         assert!(findings
             .iter()
@@ -280,7 +408,7 @@ mod tests {
     #[test]
     fn sshd_without_auth_line_is_flagged() {
         let dir = pam_dir(&[("sshd", "session required pam_nsjail.so\n")]);
-        assert!(audit(&dir)
+        assert!(audit(&only(&dir))
             .iter()
             .any(|(bad, m)| *bad && m.contains("without 'auth optional")));
         fs::remove_dir_all(&dir).unwrap();

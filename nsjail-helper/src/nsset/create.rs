@@ -16,8 +16,8 @@ use nix::sys::stat::Mode;
 use nix::unistd::Pid;
 
 use super::holder::{holder_main, read_token};
-use super::wire::{self, DONE, KEEP};
-use super::{failpoint, step_err, SetError, SetSpec};
+use super::wire::{self, Ready, DONE, KEEP};
+use super::{failpoint, step_err, unit, SetError, SetSpec, UnitPlacement};
 use crate::idmap;
 use crate::policy::Propagation;
 use crate::sys::{self, Forked};
@@ -38,7 +38,15 @@ pub fn create_main(spec: &SetSpec) -> i32 {
     let _ = writeln!(
         out,
         "{}",
-        wire::reply_line(&pending.as_ref().map(|p| p.pid).map_err(Clone::clone))
+        wire::reply_line(
+            &pending
+                .as_ref()
+                .map(|p| Ready {
+                    pid: p.pid,
+                    unit: p.unit.clone(),
+                })
+                .map_err(Clone::clone)
+        )
     );
     let _ = out.flush();
     let Ok(mut pending) = pending else {
@@ -69,6 +77,7 @@ struct PendingHolder {
     pid: i32,
     ready: File,
     go: File,
+    unit: UnitPlacement,
 }
 
 impl PendingHolder {
@@ -101,8 +110,21 @@ fn create(spec: &SetSpec) -> Result<PendingHolder, SetError> {
         None,
     )
     .map_err(step_err("reset signal mask"))?;
+    // A write to a bus that hung up must be an error, not a SIGPIPE.
+    sys::ignore_sigpipe();
     let _ = nix::unistd::setsid();
     nix::sys::stat::umask(Mode::from_bits_truncate(0o022));
+
+    // 1b. On a systemd host, a scope of our own, before anything else: the
+    //     holder forked below is born in it (see unit.rs).
+    let unit = if unit::systemd_booted() {
+        match unit::move_into_own_scope(spec.uid) {
+            Ok(name) => UnitPlacement::Own(name),
+            Err(why) => UnitPlacement::Failed(why),
+        }
+    } else {
+        UnitPlacement::NoSystemd
+    };
 
     // 2. Private mount and ipc namespaces (and uts/net if asked), still
     //    owned by the host user namespace so a user inside can never
@@ -178,6 +200,7 @@ fn create(spec: &SetSpec) -> Result<PendingHolder, SetError> {
                 pid: holder,
                 ready,
                 go,
+                unit,
             });
             if result.is_err() {
                 let _ = kill(Pid::from_raw(holder), Signal::SIGKILL);

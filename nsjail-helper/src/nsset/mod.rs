@@ -24,6 +24,7 @@ mod create;
 mod holder;
 mod join;
 mod spawn;
+mod unit;
 mod wire;
 
 use std::fmt;
@@ -43,6 +44,8 @@ pub use spawn::{ExecHelper, SetCreator, Spawned, H0};
 /// Everything H0 needs to build a set; passed on the helper's command line.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SetSpec {
+    /// The user whose set this is.
+    pub uid: u32,
     pub uid_map: Vec<MapLine>,
     pub gid_map: Vec<MapLine>,
     pub private_tmp: Vec<PathBuf>,
@@ -53,8 +56,14 @@ pub struct SetSpec {
 }
 
 impl SetSpec {
-    pub fn new(settings: &Settings, uid_map: Vec<MapLine>, gid_map: Vec<MapLine>) -> Self {
+    pub fn new(
+        uid: u32,
+        settings: &Settings,
+        uid_map: Vec<MapLine>,
+        gid_map: Vec<MapLine>,
+    ) -> Self {
         SetSpec {
+            uid,
             uid_map,
             gid_map,
             private_tmp: settings.private_tmp.clone(),
@@ -82,6 +91,18 @@ pub fn join_flags(uts: bool, net: bool) -> libc::c_int {
         flags |= libc::CLONE_NEWNET;
     }
     flags
+}
+
+/// Where systemd keeps a new set (see `unit.rs`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UnitPlacement {
+    /// Not a systemd host: nothing to do.
+    NoSystemd,
+    /// In a scope unit of its own, named here.
+    Own(String),
+    /// systemd could not give the set a unit of its own (why): it lives
+    /// in the scope of the login that created it.
+    Failed(String),
 }
 
 /// A live holder as seen by the process that created or found it.

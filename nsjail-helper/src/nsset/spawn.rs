@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::wire::{self, DONE, KEEP};
-use super::{step_err, Holder, SetError, SetSpec};
+use super::{step_err, Holder, SetError, SetSpec, UnitPlacement};
 use crate::procfs;
 use crate::sys;
 use crate::trust;
@@ -25,6 +25,8 @@ pub const HELPER_DEADLINE: Duration = Duration::from_secs(10);
 pub struct Spawned {
     pub holder: Holder,
     pub h0: H0,
+    /// Whether systemd gave the set a scope of its own.
+    pub unit: UnitPlacement,
 }
 
 /// The H0 process of a set just created. Once it has said `done`, how it
@@ -103,7 +105,7 @@ impl SetCreator for ExecHelper {
             let _ = child.kill();
         }
         let h0 = H0(Some(child));
-        result.map(|holder| Spawned { holder, h0 })
+        result.map(|(holder, unit)| Spawned { holder, h0, unit })
     }
 }
 
@@ -116,10 +118,10 @@ fn hand_over(
     mut release: impl Write,
     proc_root: &Path,
     deadline: Instant,
-) -> Result<Holder, SetError> {
+) -> Result<(Holder, UnitPlacement), SetError> {
     let line = wire::read_line(&reply, deadline).map_err(step_err("read helper reply"))?;
-    let pid = wire::parse_reply(&line)?;
-    let holder = adopt(pid, proc_root)?;
+    let ready = wire::parse_reply(&line)?;
+    let holder = adopt(ready.pid, proc_root)?;
     let _ = release.write_all(&[KEEP]);
     drop(release);
     if !wire::read_line(&reply, deadline).is_ok_and(|l| l == DONE) {
@@ -131,7 +133,7 @@ fn hand_over(
             "the helper exited before handing over the new set",
         ));
     }
-    Ok(holder)
+    Ok((holder, ready.unit))
 }
 
 /// A pidfd and the identity of the holder H0 reported.

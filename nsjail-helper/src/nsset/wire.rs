@@ -3,7 +3,8 @@
 //! `from_args`) and the line protocol on H0's stdin/stdout:
 //!
 //! ```text
-//! H0 → caller   ok PID            the holder is ready (or: err STEP: CAUSE)
+//! H0 → caller   ok PID [UNIT]     the holder is ready (or: err STEP: CAUSE);
+//!                                  UNIT is `unit=NAME` or `nounit=WHY`
 //! caller → H0   K                 "keep it": the caller holds a pidfd
 //! H0 → caller   done              the holder no longer dies with H0
 //! ```
@@ -19,7 +20,7 @@ use std::time::Instant;
 
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 
-use super::{SetError, SetSpec};
+use super::{SetError, SetSpec, UnitPlacement};
 use crate::idmap::MapLine;
 use crate::policy::Propagation;
 
@@ -33,7 +34,11 @@ const MAX_LINE: usize = 4096;
 impl SetSpec {
     /// H0's command line, starting with `__create`.
     pub(super) fn to_args(&self) -> Vec<OsString> {
-        let mut args: Vec<OsString> = vec!["__create".into()];
+        let mut args: Vec<OsString> = vec![
+            "__create".into(),
+            "--uid".into(),
+            self.uid.to_string().into(),
+        ];
         let maps = |lines: &[MapLine]| {
             lines
                 .iter()
@@ -61,7 +66,9 @@ impl SetSpec {
 
     /// Parses the arguments produced by `to_args` (after `__create`).
     pub fn from_args(args: &[String]) -> Result<SetSpec, String> {
+        let mut uid = None;
         let mut spec = SetSpec {
+            uid: 0,
             uid_map: Vec::new(),
             gid_map: Vec::new(),
             private_tmp: Vec::new(),
@@ -74,6 +81,7 @@ impl SetSpec {
         while let Some(arg) = it.next() {
             let mut value = || it.next().ok_or_else(|| format!("{arg} needs a value"));
             match arg.as_str() {
+                "--uid" => uid = Some(value()?.parse().map_err(|_| "bad --uid".to_owned())?),
                 "--uid-map" => spec.uid_map = parse_map_arg(value()?)?,
                 "--gid-map" => spec.gid_map = parse_map_arg(value()?)?,
                 "--tmp" => spec.private_tmp.push(PathBuf::from(value()?)),
@@ -93,6 +101,7 @@ impl SetSpec {
         if spec.uid_map.is_empty() || spec.gid_map.is_empty() {
             return Err("--uid-map and --gid-map are required".into());
         }
+        spec.uid = uid.ok_or("--uid is required")?;
         Ok(spec)
     }
 }
@@ -116,33 +125,55 @@ fn parse_map_arg(text: &str) -> Result<Vec<MapLine>, String> {
         .collect()
 }
 
+/// What H0 reports once the holder is ready.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Ready {
+    pub pid: i32,
+    pub unit: UnitPlacement,
+}
+
 /// H0's first line for `result`.
-pub(super) fn reply_line(result: &Result<i32, SetError>) -> String {
+pub(super) fn reply_line(result: &Result<Ready, SetError>) -> String {
     match result {
-        Ok(pid) => format!("ok {pid}"),
+        Ok(Ready { pid, unit }) => match unit {
+            UnitPlacement::NoSystemd => format!("ok {pid}"),
+            UnitPlacement::Own(name) => format!("ok {pid} unit={name}"),
+            UnitPlacement::Failed(why) => format!("ok {pid} nounit={}", why.replace('\n', " ")),
+        },
         Err(e) => format!("err {e}"),
     }
 }
 
-/// The holder's pid from H0's first line, or the failure it reports.
-pub(super) fn parse_reply(line: &str) -> Result<i32, SetError> {
+/// The holder's pid (and unit) from H0's first line, or the failure it
+/// reports.
+pub(super) fn parse_reply(line: &str) -> Result<Ready, SetError> {
     if let Some(err) = line.strip_prefix("err ") {
         let (step, cause) = err.split_once(": ").unwrap_or((err, ""));
         return Err(SetError::new(step, cause));
     }
-    line.strip_prefix("ok ")
-        .and_then(|p| p.parse().ok())
-        .filter(|&pid: &i32| pid > 0)
-        .ok_or_else(|| {
-            SetError::new(
-                "helper reply",
-                if line.is_empty() {
-                    "helper exited without a reply".to_owned()
-                } else {
-                    format!("unexpected reply {line:?}")
-                },
-            )
-        })
+    let bad = || {
+        SetError::new(
+            "helper reply",
+            if line.is_empty() {
+                "helper exited without a reply".to_owned()
+            } else {
+                format!("unexpected reply {line:?}")
+            },
+        )
+    };
+    let rest = line.strip_prefix("ok ").ok_or_else(bad)?;
+    let (pid, unit) = rest.split_once(' ').unwrap_or((rest, ""));
+    let pid: i32 = pid.parse().ok().filter(|&p| p > 0).ok_or_else(bad)?;
+    let unit = if unit.is_empty() {
+        UnitPlacement::NoSystemd
+    } else if let Some(name) = unit.strip_prefix("unit=") {
+        UnitPlacement::Own(name.to_owned())
+    } else if let Some(why) = unit.strip_prefix("nounit=") {
+        UnitPlacement::Failed(why.to_owned())
+    } else {
+        return Err(bad());
+    };
+    Ok(Ready { pid, unit })
 }
 
 /// Reads one line (without its newline) from `fd`, giving up at
@@ -186,6 +217,7 @@ mod tests {
     #[test]
     fn spec_round_trips_through_arguments() {
         let spec = SetSpec {
+            uid: 1001,
             uid_map: vec![MapLine {
                 inside: 1001,
                 outside: 1001,
@@ -221,11 +253,31 @@ mod tests {
         assert!(SetSpec::from_args(&["--uid-map".into(), "1:2".into()]).is_err());
         assert!(SetSpec::from_args(&["--frobnicate".into()]).is_err());
         assert!(SetSpec::from_args(&[]).is_err());
+        assert!(
+            SetSpec::from_args(&[
+                "--uid-map".into(),
+                "1:2:3".into(),
+                "--gid-map".into(),
+                "1:2:3".into()
+            ])
+            .is_err(),
+            "--uid is required"
+        );
     }
 
     #[test]
     fn replies_round_trip() {
-        assert_eq!(parse_reply(&reply_line(&Ok(42))), Ok(42));
+        for unit in [
+            UnitPlacement::NoSystemd,
+            UnitPlacement::Own("nsjail-1001-7.scope".into()),
+            UnitPlacement::Failed(
+                "systemd: connect /run/dbus/system_bus_socket: No such file".into(),
+            ),
+        ] {
+            let ready = Ready { pid: 42, unit };
+            assert_eq!(parse_reply(&reply_line(&Ok(ready.clone()))), Ok(ready));
+        }
+        assert!(parse_reply("ok 42 frob=1").is_err());
         let e = SetError::new("mount tmpfs on /tmp", "Permission denied");
         assert_eq!(parse_reply(&reply_line(&Err(e.clone()))), Err(e));
         assert_eq!(

@@ -11,9 +11,9 @@ use std::path::{Path, PathBuf};
 
 use super::{open, OpenRequest, Opened};
 use crate::log::Level;
-use crate::nsset::{ExecHelper, SetCreator};
+use crate::nsset::{ExecHelper, SetCreator, UnitPlacement};
 use crate::paths;
-use crate::policy::{self, Config, LoadError, MatchReason};
+use crate::policy::{self, Config, Decision, LoadError, MatchReason};
 use crate::procfs::ProcId;
 use crate::registry::Registry;
 use crate::user::{self, UserError, UserInfo};
@@ -33,32 +33,59 @@ pub enum OnError {
 /// can be placed in a set at all.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum App {
-    /// OpenSSH's sshd: its post-auth child calls `pam_setcred`, where the
-    /// session joins the set.
+    /// OpenSSH's sshd up to 9.7: its post-auth child calls `pam_setcred`,
+    /// where the session joins the set; a failed `pam_open_session` ends
+    /// the connection.
     Sshd,
+    /// OpenSSH 9.8 and later run each connection in `sshd-session`, with
+    /// the same two-phase PAM sequence, but go on after a failed
+    /// `pam_open_session` (with a restricted session): there the module
+    /// must end the connection itself.
+    SshdSession,
     /// pamtester: opens and closes sessions in one process and runs
     /// nothing; sets are created and released for testing.
     Pamtester,
     /// `nsjail-helper run`, which joins its own child into the set.
     Run,
+    /// systemd's user manager (`user@UID.service`, PAM service
+    /// `systemd-user`): it execs `systemd --user` in the very process that
+    /// opened the session, so there is no child to move into a set, and a
+    /// user manager outside the set would run the user's units on the
+    /// host. Isolated users are refused there.
+    UserManager(String),
     /// Anything else (su, login, cron, …): no hook in the session's own
     /// process, so isolated users are refused there.
     Other(String),
 }
 
 impl App {
-    /// Recognises the application by its executable's name.
-    pub fn from_exe(exe: &Path) -> App {
+    /// Recognises the application by its executable's name (and, for
+    /// systemd, the PAM service it runs).
+    pub fn from_exe(exe: &Path, service: &str) -> App {
         match exe.file_name().and_then(|n| n.to_str()) {
             Some("sshd") => App::Sshd,
+            Some("sshd-session") => App::SshdSession,
             Some("pamtester") => App::Pamtester,
+            Some("systemd-executor" | "systemd") if service == "systemd-user" => {
+                App::UserManager(exe.display().to_string())
+            }
             _ => App::Other(exe.display().to_string()),
         }
     }
 
     /// The application this process is running.
-    pub fn of_this_process() -> App {
-        App::from_exe(&fs::read_link("/proc/self/exe").unwrap_or_default())
+    pub fn of_this_process(service: &str) -> App {
+        App::from_exe(
+            &fs::read_link("/proc/self/exe").unwrap_or_default(),
+            service,
+        )
+    }
+
+    /// Whether this application's own code places the session in the set
+    /// in a process of its own after `open_session` (sshd's post-auth
+    /// child, `run`'s child).
+    pub fn can_join(&self) -> bool {
+        matches!(self, App::Sshd | App::SshdSession | App::Run)
     }
 }
 
@@ -251,29 +278,48 @@ impl Outcome {
                 if debug {
                     detail.push_str(&format!(" reason=\"{}\"", p.reason));
                 }
+                let mut level = Level::Info;
+                match &p.opened.unit {
+                    UnitPlacement::NoSystemd => {}
+                    UnitPlacement::Own(unit) => detail.push_str(&format!(" unit={unit}")),
+                    UnitPlacement::Failed(why) => {
+                        level = Level::Warning;
+                        detail.push_str(&format!(
+                            " warning=\"the set could not be given a systemd unit of its own, so it stays in this login's scope: {}\"",
+                            why.replace('"', "'")
+                        ));
+                    }
+                }
                 if req.app == App::Pamtester {
                     detail.push_str(
                         " note=\"pamtester: set opened and released, nothing runs in it\"",
                     );
                 }
-                (Level::Info, line(&p.policy, action, &p.opened.key, detail))
+                (level, line(&p.policy, action, &p.opened.key, detail))
             }
         }
     }
 }
 
-/// The login flow: who, which policy, which application, then the set.
-pub fn login(host: &dyn Host, req: &LoginRequest<'_>) -> Outcome {
+/// Who the login is for and what the policy says, before anything is
+/// created: either the final outcome (root, exempt, broken policy), or the
+/// user and the isolating decision.
+enum Decided {
+    Final(Outcome),
+    Isolate { user: UserInfo, decision: Decision },
+}
+
+fn decide(host: &dyn Host, req: &LoginRequest<'_>) -> Decided {
     let user = match host.lookup_user(req.user) {
         Ok(u) => u,
-        Err(e) => return Outcome::refused("-", e.to_string()),
+        Err(e) => return Decided::Final(Outcome::refused("-", e.to_string())),
     };
     if user.uid == 0 {
-        return Outcome::Exempt {
+        return Decided::Final(Outcome::Exempt {
             policy: "-".into(),
             reason: MatchReason::Root.to_string(),
             broken: None,
-        };
+        });
     }
     let config = match host.load_policy() {
         Ok((config, text)) => {
@@ -282,24 +328,60 @@ pub fn login(host: &dyn Host, req: &LoginRequest<'_>) -> Outcome {
             }
             config
         }
-        Err(e) => return broken_policy(host, req, &user, e),
+        Err(e) => return Decided::Final(broken_policy(host, req, &user, e)),
     };
     let decision = config.decide(&user, req.service);
-    let Some(settings) = decision.settings.as_ref() else {
-        return Outcome::Exempt {
+    if decision.settings.is_none() {
+        return Decided::Final(Outcome::Exempt {
             policy: decision.policy,
             reason: decision.reason.to_string(),
             broken: None,
-        };
+        });
+    }
+    Decided::Isolate { user, decision }
+}
+
+/// For a session whose `open_session` never ran this module (its session
+/// line is missing, or an earlier session module failed and OpenSSH 9.8+
+/// went on regardless): `None` if the login would run on the host anyway
+/// (root, exempt, `on_error=allow`), else why it must not go on.
+pub fn refusal_without_session(host: &dyn Host, req: &LoginRequest<'_>) -> Option<String> {
+    match decide(host, req) {
+        Decided::Final(Outcome::Refused { error, .. }) => Some(error),
+        Decided::Final(_) => None,
+        Decided::Isolate { decision, .. } => Some(format!(
+            "policy {} isolates this user, but pam_nsjail's open_session did not run for this login (the session line is missing, or an earlier session module failed)",
+            decision.policy
+        )),
+    }
+}
+
+/// The login flow: who, which policy, which application, then the set.
+pub fn login(host: &dyn Host, req: &LoginRequest<'_>) -> Outcome {
+    let (user, decision) = match decide(host, req) {
+        Decided::Final(outcome) => return outcome,
+        Decided::Isolate { user, decision } => (user, decision),
+    };
+    let Some(settings) = decision.settings.as_ref() else {
+        return Outcome::refused(
+            &decision.policy,
+            "internal: isolating decision without settings",
+        );
     };
     match &req.app {
-        App::Sshd if !req.auth_line_seen => {
+        App::Sshd | App::SshdSession if !req.auth_line_seen => {
             return Outcome::refused(
                 &decision.policy,
                 "the auth line 'auth optional pam_nsjail.so' is missing from the PAM stack (use '@include nsjail', which has both lines); without it the session cannot be isolated",
             )
         }
-        App::Sshd | App::Pamtester | App::Run => {}
+        App::Sshd | App::SshdSession | App::Pamtester | App::Run => {}
+        App::UserManager(exe) => {
+            return Outcome::refused(
+                &decision.policy,
+                format!("{exe}: the user manager (systemd --user, PAM service systemd-user) of an isolated user cannot run inside a namespace set; refusing it, so systemctl --user and systemd-run --user are unavailable to this user"),
+            )
+        }
         App::Other(exe) => {
             return Outcome::refused(
                 &decision.policy,

@@ -13,7 +13,9 @@ use std::fmt;
 use std::io;
 use std::path::Path;
 
-pub use login::{login, App, Host, LoginRequest, OnError, Outcome, Placement, System};
+pub use login::{
+    login, refusal_without_session, App, Host, LoginRequest, OnError, Outcome, Placement, System,
+};
 
 use crate::idmap;
 use crate::nsset::{self, Holder, SetCreator, SetError, SetSpec};
@@ -95,7 +97,7 @@ pub fn plan(user: &UserInfo, settings: &Settings, etc: &Path) -> Result<Plan, Se
     let uid_map = idmap::build(&uids, subuid).map_err(|e| SessionError::Map(e.to_string()))?;
     let gid_map = idmap::build(&gids, subgid).map_err(|e| SessionError::Map(e.to_string()))?;
     Ok(Plan {
-        spec: SetSpec::new(settings, uid_map, gid_map),
+        spec: SetSpec::new(user.uid, settings, uid_map, gid_map),
         subuid,
         subgid,
         warnings,
@@ -113,6 +115,9 @@ pub struct Opened {
     /// The exiting process that built a new set; reaped when this is
     /// dropped, so drop it (or `reap_helper`) once the login is placed.
     pub h0: nsset::H0,
+    /// Where systemd keeps a set this open created (`NoSystemd` when it
+    /// joined one).
+    pub unit: nsset::UnitPlacement,
 }
 
 impl Opened {
@@ -153,6 +158,7 @@ pub fn open(reg: &Registry, req: &OpenRequest<'_>) -> Result<Opened, SessionErro
                     holder,
                     created: false,
                     h0: nsset::H0::default(),
+                    unit: nsset::UnitPlacement::NoSystemd,
                 });
             }
             // The holder died or its pid now belongs to someone else: the
@@ -161,7 +167,7 @@ pub fn open(reg: &Registry, req: &OpenRequest<'_>) -> Result<Opened, SessionErro
         }
     }
     let plan = plan(req.user, req.settings, req.etc)?;
-    let nsset::Spawned { holder, h0 } = req
+    let nsset::Spawned { holder, h0, unit } = req
         .creator
         .create(&plan.spec, reg.proc_root())
         .map_err(SessionError::Create)?;
@@ -195,6 +201,7 @@ pub fn open(reg: &Registry, req: &OpenRequest<'_>) -> Result<Opened, SessionErro
         holder,
         created: true,
         h0,
+        unit,
     })
 }
 

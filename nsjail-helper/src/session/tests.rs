@@ -10,18 +10,29 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 
 use super::*;
-use crate::nsset::{Holder, SetCreator, SetError, SetSpec, Spawned, H0};
+use crate::nsset::{Holder, SetCreator, SetError, SetSpec, Spawned, UnitPlacement, H0};
 use crate::policy::{self, Config, LoadError};
 use crate::procfs;
 use crate::user::{GroupMembership, UserError, UserInfo};
 
 /// Records every spec it is asked to build; each set's holder is a
 /// `sleep` child of the test, so killing it is harmless.
-#[derive(Default)]
 struct FakeCreator {
     specs: RefCell<Vec<SetSpec>>,
     holders: RefCell<Vec<Child>>,
     fail: Cell<bool>,
+    unit: RefCell<UnitPlacement>,
+}
+
+impl Default for FakeCreator {
+    fn default() -> Self {
+        FakeCreator {
+            specs: RefCell::default(),
+            holders: RefCell::default(),
+            fail: Cell::new(false),
+            unit: RefCell::new(UnitPlacement::NoSystemd),
+        }
+    }
 }
 
 impl SetCreator for FakeCreator {
@@ -41,6 +52,7 @@ impl SetCreator for FakeCreator {
         Ok(Spawned {
             holder,
             h0: H0::default(),
+            unit: self.unit.borrow().clone(),
         })
     }
 }
@@ -456,4 +468,77 @@ fn log_lines_name_user_service_policy_action_and_set() {
         line,
         "user=carol service=sshd policy=admins action=exempt set=- reason=\"carol is in group admins (primary)\" via=run"
     );
+}
+
+#[test]
+fn the_log_says_which_unit_holds_a_new_set_or_why_none_does() {
+    let host = FakeHost::new("unit");
+    *host.creator.unit.borrow_mut() = UnitPlacement::Own("nsjail-2001-9.scope".into());
+    let req = request("alice", App::SshdSession, me());
+    let (level, line) = login(&host, &req).log_line(&req, false);
+    assert_eq!(level, crate::log::Level::Info);
+    assert!(line.contains(" unit=nsjail-2001-9.scope"), "{line}");
+    // A second login joins: no unit is made for it.
+    let (_, line) = login(&host, &req).log_line(&req, false);
+    assert!(
+        line.contains("action=joined") && !line.contains("unit="),
+        "{line}"
+    );
+    *host.creator.unit.borrow_mut() = UnitPlacement::Failed(
+        "systemd: connect /run/dbus/system_bus_socket: No such file or directory".into(),
+    );
+    let req = request("bob", App::SshdSession, me());
+    let (level, line) = login(&host, &req).log_line(&req, false);
+    assert_eq!(level, crate::log::Level::Warning);
+    assert!(
+        line.contains("action=isolated") && line.contains("warning=\"the set could not be given a systemd unit of its own, so it stays in this login's scope: systemd: connect"),
+        "{line}"
+    );
+}
+
+#[test]
+fn the_user_manager_and_other_applications_are_refused_for_isolated_users() {
+    let host = FakeHost::new("usermgr");
+    let exe = Path::new("/usr/lib/systemd/systemd-executor");
+    let req = request("alice", App::from_exe(exe, "systemd-user"), me());
+    assert_eq!(req.app, App::UserManager(exe.display().to_string()));
+    let e = refused_error(login(&host, &req));
+    assert!(e.contains("the user manager (systemd --user, PAM service systemd-user) of an isolated user cannot run inside a namespace set"), "{e}");
+    let carol = request("carol", App::from_exe(exe, "systemd-user"), me());
+    assert!(matches!(login(&host, &carol), Outcome::Exempt { .. }));
+    assert_eq!(
+        App::from_exe(exe, "other-service"),
+        App::Other(exe.display().to_string())
+    );
+    assert_eq!(
+        App::from_exe(Path::new("/usr/lib/openssh/sshd-session"), "sshd"),
+        App::SshdSession
+    );
+    assert_eq!(
+        App::from_exe(Path::new("/usr/sbin/sshd"), "sshd"),
+        App::Sshd
+    );
+    assert_eq!(host.created(), 0);
+}
+
+#[test]
+fn without_open_session_only_users_left_on_the_host_may_go_on() {
+    let host = FakeHost::new("noopen");
+    let e = refusal_without_session(&host, &request("alice", App::SshdSession, me()))
+        .expect("alice is isolated");
+    assert!(e.contains("open_session did not run for this login"), "{e}");
+    assert_eq!(
+        refusal_without_session(&host, &request("carol", App::SshdSession, me())),
+        None
+    );
+    assert_eq!(
+        refusal_without_session(&host, &request("root", App::SshdSession, me())),
+        None
+    );
+    host.set_policy("broken [");
+    let mut allow = request("alice", App::SshdSession, me());
+    assert!(refusal_without_session(&host, &allow).is_some());
+    allow.on_error = OnError::Allow;
+    assert_eq!(refusal_without_session(&host, &allow), None);
+    assert_eq!(host.created(), 0, "nothing is ever created there");
 }

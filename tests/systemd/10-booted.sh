@@ -1,0 +1,159 @@
+#!/bin/bash
+# pam_nsjail on a systemd host: Debian 13 booted with systemd 257 (logind,
+# pam_systemd, user@.service, the system bus) under systemd-nspawn, with
+# OpenSSH 10's sshd listening on the container's own loopback. Every ssh
+# login below goes through pam_systemd first, so sshd's monitor sits in a
+# session-N.scope, as on a real host.
+REPO=$(cd "$(dirname "$0")/../.." && pwd)
+source "$REPO/tests/lib/sandbox.sh"
+source "$REPO/tests/lib/debian13.sh"
+source "$REPO/tests/lib/booted.sh"
+
+if [ "$(id -u)" != 0 ]; then
+    echo "not ok 1 - must run as root (nspawn, overlays)"
+    exit 1
+fi
+trap boot_stop EXIT
+if ! boot_start; then
+    not_ok "boot Debian 13 with systemd under systemd-nspawn" "$(tail -5 "$BOOT_DIR/nspawn.log" 2>/dev/null)"
+    done_testing
+    exit 1
+fi
+ok "Debian 13 booted with $(C systemctl --version | head -1)"
+
+KEY=(-i /root/.ssh/id_ed25519 -o BatchMode=yes -o StrictHostKeyChecking=no
+    -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o ConnectTimeout=10)
+uid_alice=$(C id -u alice)
+# ssh_in USER CMD: an ssh login to the container's own sshd.
+ssh_in() {
+    local user=$1
+    shift
+    C ssh "${KEY[@]}" "$user@127.0.0.1" "$@"
+}
+# login_bg USER MARK: an interactive login (pty) held open by `sleep MARK`
+# (MARK >= 1000 tells the logins apart); logout_bg MARK ends it from the
+# client's side, as a user closing the connection would (the pty's hangup
+# ends the sleep).
+login_bg() {
+    C setsid sh -c "exec ssh -tt ${KEY[*]} $1@127.0.0.1 'exec sleep $2' </dev/null >/dev/null 2>&1" &
+    wait_for C pgrep -u "$1" -fx "sleep $2"
+}
+logout_bg() { C pkill -f "^ssh .*exec sleep $1"; }
+holder_of() { C sed -n 's/^holder=\([0-9]*\):.*/\1/p' "/run/pam_nsjail/sets/u$1" 2>/dev/null; }
+# closing_sessions: how many sessions logind still lists as "closing".
+closing_sessions() {
+    C sh -c 'n=0; for s in $(loginctl list-sessions --no-legend | awk "{print \$1}"); do
+        [ "$(loginctl show-session "$s" -p State --value)" = closing ] && n=$((n + 1)); done; echo $n'
+}
+set_gone() { [ -z "$(C ls /run/pam_nsjail/sets 2>/dev/null)" ] && ! C pgrep -x nsjail-holder >/dev/null; }
+no_nsjail_unit() { ! C systemctl list-units --no-legend 'nsjail-*' | grep -q .; }
+no_closing() {
+    [ "$(closing_sessions)" = 0 ] && return 0
+    C loginctl list-sessions --no-legend >&2
+    return 1
+}
+journal_has() { C journalctl -q --no-pager -o cat -b | grep -Eq -- "$1"; }
+kill_user_processes() {
+    C sh -c "mkdir -p /etc/systemd/logind.conf.d && printf '[Login]\nKillUserProcesses=$1\n' >/etc/systemd/logind.conf.d/kill.conf && systemctl restart systemd-logind"
+    wait_for C busctl get-property org.freedesktop.login1 /org/freedesktop/login1 org.freedesktop.login1.Manager KillUserProcesses
+}
+
+# ---- logins on a systemd host ------------------------------------------------------------
+check_ne "an ssh login is isolated (pid namespace differs from the container's)" \
+    "$(C readlink /proc/1/ns/pid)" "$(ssh_in alice 'readlink /proc/self/ns/pid')"
+check "journal: the decision line carries the sshd-session ident and the set's unit" \
+    journal_has "^pam_nsjail\(sshd:session\): user=alice service=sshd policy=students action=isolated set=u$uid_alice holder=[0-9]+ unit=nsjail-$uid_alice-[0-9]+\.scope"
+check "journal: OpenSSH 10 logs as sshd-session" sh -c "nsenter -t $BOOT_INIT -a journalctl -q --no-pager -b -t sshd-session | grep -q 'pam_nsjail(sshd:session)'"
+check "after the login the set is gone (on_logout=kill)" wait_for set_gone
+
+# ---- the set's lifetime belongs to the set, not to the first login's scope ----------------
+for kup in yes no; do
+    kill_user_processes "$kup"
+    C journalctl --rotate >/dev/null 2>&1
+    login_bg alice 1001
+    holder=$(holder_of "$uid_alice")
+    cg=$(C cat "/proc/$holder/cgroup" 2>/dev/null)
+    case "$cg" in
+    */user.slice/user-"$uid_alice".slice/nsjail-"$uid_alice"-*.scope) ok "KillUserProcesses=$kup: the holder is in a scope of its own in alice's slice" ;;
+    *) not_ok "KillUserProcesses=$kup: the holder is in a scope of its own in alice's slice" "$cg" ;;
+    esac
+    login_bg alice 1002
+    check_eq "KillUserProcesses=$kup: the second login joined the same set" "$holder" "$(holder_of "$uid_alice")"
+    since=$(C date +%s.%N)
+    logout_bg 1001
+    check "KillUserProcesses=$kup: the first login's sleep is gone after its logout" \
+        wait_for sh -c "! nsenter -t $BOOT_INIT -a pgrep -fx 'sleep 1001'"
+    sleep 2
+    check "KillUserProcesses=$kup: the second login keeps running" C pgrep -u alice -fx "sleep 1002"
+    check "KillUserProcesses=$kup: the set's holder survived the first login's logout" C kill -0 "$holder"
+    check "KillUserProcesses=$kup: no session is left 'closing' by a holder" wait_for no_closing
+    if [ "$kup" = yes ]; then
+        C journalctl -q --no-pager -o short-precise --since "@$since" \
+            -t sshd-session -t systemd-logind -t systemd >"$REPO/target/kill-user-processes-yes.log" 2>&1
+    fi
+    logout_bg 1002
+    check "KillUserProcesses=$kup: the last logout ends the set (no holder, no record)" wait_for set_gone
+    check "KillUserProcesses=$kup: the set's scope unit is gone" wait_for no_nsjail_unit
+    check "KillUserProcesses=$kup: no session lingers in 'closing'" wait_for no_closing
+done
+
+# ---- loginctl terminate-session of one login --------------------------------------------------
+user_sessions() { C sh -c 'for s in $(loginctl list-sessions --no-legend | awk "{print \$1}"); do
+    [ "$(loginctl show-session "$s" -p Class --value)" = user ] && echo "$s"; done'; }
+login_bg alice 1004
+first=$(user_sessions)
+login_bg alice 1005
+holder=$(holder_of "$uid_alice")
+C loginctl terminate-session "$first"
+check "terminate-session: the terminated login's sleep is gone" \
+    wait_for sh -c "! nsenter -t $BOOT_INIT -a pgrep -fx 'sleep 1004'"
+sleep 1
+check "terminate-session: the other login keeps running" C pgrep -u alice -fx "sleep 1005"
+check "terminate-session: the set's holder survived" C kill -0 "$holder"
+logout_bg 1005
+check "terminate-session: the last logout still ends the set" wait_for set_gone
+kill_user_processes no
+
+# ---- loginctl terminate-user and kill-user end the user's sets --------------------------------
+for how in terminate-user kill-user; do
+    for logout in kill linger; do
+        C sed -i "s/^on_logout = .*/on_logout = \"$logout\"/" /etc/security/pam_nsjail.toml
+        login_bg alice 1003
+        holder=$(holder_of "$uid_alice")
+        C loginctl "$how" alice
+        check "loginctl $how (on_logout=$logout) ends alice's set" wait_for sh -c "! nsenter -t $BOOT_INIT -a kill -0 $holder 2>/dev/null"
+        check "loginctl $how (on_logout=$logout): no process of alice is left" wait_for sh -c "! nsenter -t $BOOT_INIT -a pgrep -u alice >/dev/null"
+        check "loginctl $how (on_logout=$logout): no set scope is left" wait_for no_nsjail_unit
+        C nsjail-helper list >/dev/null 2>&1
+    done
+done
+C sed -i 's/^on_logout = .*/on_logout = "kill"/' /etc/security/pam_nsjail.toml
+
+# ---- systemd --user is not a way out ------------------------------------------------------
+C sh -c 'echo "host tmp" >/tmp/host-marker'
+escape='systemd-run --user --wait --pipe --quiet cat /tmp/host-marker'
+# Control: with the systemd-user stack as Debian 13 ships it, the user
+# manager runs on the host and a command started through it sees the host.
+check_eq "control: without pam_nsjail in systemd-user, systemd-run --user from a login reaches the host's /tmp" \
+    "host tmp" "$(ssh_in alice "$escape" 2>/dev/null)"
+check "audit flags /usr/lib/pam.d/systemd-user" sh -c "nsenter -t $BOOT_INIT -a nsjail-helper audit | grep -q \"warning: /usr/lib/pam.d/systemd-user: 'systemd-user' opens sessions without pam_nsjail\""
+C loginctl terminate-user alice
+wait_for sh -c "! nsenter -t $BOOT_INIT -a systemctl is-active -q user@$uid_alice.service"
+# The fix the docs give: a local copy of the stack that includes nsjail.
+C sh -c 'cp /usr/lib/pam.d/systemd-user /etc/pam.d/systemd-user && echo "@include nsjail" >>/etc/pam.d/systemd-user'
+check "audit: systemd-user is ok with the local copy" sh -c "nsenter -t $BOOT_INIT -a nsjail-helper audit | grep -q '^/etc/pam.d/systemd-user: ok'"
+out=$(ssh_in alice "$escape; echo rc=\$?" 2>/dev/null)
+check "with pam_nsjail in systemd-user, systemd-run --user from an isolated login fails" sh -c "printf '%s' '$out' | grep -q 'rc=[1-9]' && ! printf '%s' '$out' | grep -q 'host tmp'"
+check "journal: the user manager of the isolated user was refused, with the reason" \
+    journal_has "pam_nsjail\(systemd-user:session\): user=alice service=systemd-user policy=students action=refused .*the user manager \(systemd --user, PAM service systemd-user\) of an isolated user cannot run inside a namespace set"
+check_eq "control: carol (exempt) still runs systemd-run --user" "host tmp" "$(ssh_in carol "$escape" 2>/dev/null)"
+check_eq "ssh logins of alice still work, isolated" "nsjail-holder" "$(ssh_in alice 'ps -p 1 -o comm=' 2>/dev/null)"
+
+# ---- the system bus is unreachable ----------------------------------------------------------
+C systemctl stop dbus.socket dbus.service
+check_ne "bus down: alice's login is still isolated" "$(C readlink /proc/1/ns/pid)" "$(ssh_in alice 'readlink /proc/self/ns/pid' 2>/dev/null)"
+check "bus down: the log says the set could not be given its own unit" \
+    journal_has "action=isolated set=u$uid_alice .*warning=\"the set could not be given a systemd unit of its own"
+C systemctl start dbus.socket dbus.service
+check "nothing is left behind" wait_for set_gone
+done_testing
