@@ -33,8 +33,8 @@ done
 
 step "cargo build --release --locked" cargo build --release --locked --quiet
 step "cargo build --examples --locked" cargo build --release --locked --quiet --examples
-step "cargo build (failpoints test build)" cargo build --release --locked --quiet \
-    --features nsjail-helper/failpoints -p nsjail-helper --target-dir target/failpoints
+step "cargo build (failpoints test build: helper and module)" cargo build --release --locked --quiet \
+    --features nsjail-helper/failpoints --target-dir target/failpoints
 step "cargo fmt --check" cargo fmt --all -- --check
 step "cargo clippy -D warnings" cargo clippy --locked --quiet --all-targets -- -D warnings
 step "cargo test (unit tests, with the root-only ones)" cargo test --workspace --locked --quiet -- --include-ignored

@@ -16,6 +16,7 @@ const SYS_EXIT: usize = 60;
 const SYS_RT_SIGTIMEDWAIT: usize = 128;
 const SYS_PRCTL: usize = 157;
 const PR_SET_NAME: usize = 15;
+const PR_SET_DUMPABLE: usize = 4;
 const SIG_SETMASK: usize = 2;
 const WNOHANG: usize = 1;
 const SIGSET_BYTES: usize = 8;
@@ -57,6 +58,10 @@ pub extern "C" fn _start() -> ! {
     unsafe {
         // Named for ps and pgrep (a memfd exec would show "memfd:...").
         syscall4(SYS_PRCTL, PR_SET_NAME, name.as_ptr() as usize, 0, 0);
+        // Not dumpable: the processes of the set, which run as the same
+        // user, cannot ptrace their pid 1 (they hold no capability in the
+        // set's user namespace).
+        syscall4(SYS_PRCTL, PR_SET_DUMPABLE, 0, 0, 0);
         syscall4(SYS_RT_SIGPROCMASK, SIG_SETMASK, &all as *const u64 as usize, 0, SIGSET_BYTES);
         loop {
             while syscall4(SYS_WAIT4, usize::MAX, 0, WNOHANG, 0) > 0 {}

@@ -11,8 +11,11 @@ pub use crate::session::stop_user;
 /// A set whose holder is alive, with what `list` shows about it.
 pub struct LiveSet {
     pub rec: SetRecord,
+    /// Processes in the set's pid namespace and those nested in it.
     pub processes: usize,
     pub age_secs: u64,
+    /// Who owns (and is charged for) the set's user namespace.
+    pub userns_owner: Option<u32>,
 }
 
 /// Every live set. Records whose holder is gone are removed, each under
@@ -38,10 +41,12 @@ pub fn live_sets(reg: &Registry) -> Vec<LiveSet> {
             .map(|ns| procfs::pids_in_pid_ns(reg.proc_root(), ns).len())
             .unwrap_or(0);
         let age_secs = registry::now_secs().saturating_sub(rec.created);
+        let userns_owner = procfs::userns_owner(reg.proc_root(), rec.holder.pid).ok();
         out.push(LiveSet {
             rec,
             processes,
             age_secs,
+            userns_owner,
         });
     }
     out

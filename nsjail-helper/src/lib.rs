@@ -16,6 +16,7 @@ pub mod paths;
 pub mod policy;
 pub mod procfs;
 pub mod registry;
+pub mod relay;
 pub mod runner;
 pub mod session;
 pub mod subid;

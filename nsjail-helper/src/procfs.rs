@@ -4,6 +4,7 @@
 
 use std::fs;
 use std::io;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 /// Identity of a process that survives pid reuse: its pid plus its start
@@ -64,15 +65,45 @@ pub fn ns_inode(proc_root: &Path, pid: i32, kind: &str) -> io::Result<u64> {
         })
 }
 
-/// Pids (host numbering) of every process whose pid namespace is `pid_ns`.
+/// Pids (host numbering) of every process whose pid namespace is `pid_ns`
+/// or one nested in it (a user may make pid namespaces inside a set).
 /// Used only for counting and display; never to choose a namespace to join.
 pub fn pids_in_pid_ns(proc_root: &Path, pid_ns: u64) -> Vec<i32> {
     let Ok(dir) = fs::read_dir(proc_root) else {
         return Vec::new();
     };
     dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|&pid| ns_inode(proc_root, pid, "pid").ok() == Some(pid_ns))
+        .filter(|&pid| pid_ns_within(proc_root, pid, pid_ns))
         .collect()
+}
+
+/// Whether `pid`'s pid namespace is `pid_ns` or a descendant of it.
+fn pid_ns_within(proc_root: &Path, pid: i32, pid_ns: u64) -> bool {
+    // The kernel nests pid namespaces at most 32 deep.
+    const MAX_DEPTH: usize = 33;
+    let Ok(mut ns) = fs::File::open(proc_path(proc_root, pid, "ns/pid")).map(OwnedFd::from) else {
+        return false;
+    };
+    for _ in 0..MAX_DEPTH {
+        match nix::sys::stat::fstat(&ns) {
+            Ok(st) if st.st_ino == pid_ns => return true,
+            Ok(_) => {}
+            Err(_) => return false,
+        }
+        // Fails at the top of the tree (or outside our view of it).
+        match crate::sys::ns_parent(ns.as_fd()) {
+            Ok(parent) => ns = parent,
+            Err(_) => return false,
+        }
+    }
+    false
+}
+
+/// The uid (on the host) that owns `pid`'s user namespace: who the kernel
+/// charges for what is made inside it.
+pub fn userns_owner(proc_root: &Path, pid: i32) -> io::Result<u32> {
+    let ns = fs::File::open(proc_path(proc_root, pid, "ns/user"))?;
+    crate::sys::ns_owner_uid(ns.as_fd())
 }
 
 /// Proportional set size of `pid` in kB, from `smaps_rollup`.
@@ -106,5 +137,11 @@ mod tests {
             }
         ));
         assert!(ns_inode(root, me.pid, "pid").is_ok());
+        let my_pid_ns = ns_inode(root, me.pid, "pid").expect("pid ns");
+        assert!(pids_in_pid_ns(root, my_pid_ns).contains(&me.pid));
+        assert!(!pids_in_pid_ns(root, 1).contains(&me.pid));
+        // The test runs in its own user namespace's ancestor or itself:
+        // either way it owns nothing exotic; the call just has to work.
+        assert!(userns_owner(root, me.pid).is_ok());
     }
 }

@@ -50,6 +50,7 @@ pub struct SetRecord {
     pub holder: ProcId,
     pub userns: u64,
     pub uts: bool,
+    pub cgroup: bool,
     pub net: bool,
     pub created: u64,
     pub sessions: Vec<SessionRef>,
@@ -67,6 +68,7 @@ impl SetRecord {
         let _ = writeln!(s, "holder={}:{}", self.holder.pid, self.holder.start);
         let _ = writeln!(s, "userns={}", self.userns);
         let _ = writeln!(s, "uts={}", self.uts);
+        let _ = writeln!(s, "cgroup={}", self.cgroup);
         let _ = writeln!(s, "net={}", self.net);
         let _ = writeln!(s, "created={}", self.created);
         for sess in &self.sessions {
@@ -76,21 +78,7 @@ impl SetRecord {
     }
 
     fn parse(key: &str, text: &str) -> Option<SetRecord> {
-        let mut rec = SetRecord {
-            key: key.to_owned(),
-            user: String::new(),
-            uid: 0,
-            gid: 0,
-            policy: String::new(),
-            share: Share::User,
-            on_logout: OnLogout::Kill,
-            holder: ProcId { pid: 0, start: 0 },
-            userns: 0,
-            uts: false,
-            net: false,
-            created: 0,
-            sessions: Vec::new(),
-        };
+        let mut rec = blank_record(key);
         let proc_id = |v: &str| {
             let (p, s) = v.split_once(':')?;
             Some(ProcId {
@@ -110,6 +98,7 @@ impl SetRecord {
                 "holder" => rec.holder = proc_id(v)?,
                 "userns" => rec.userns = v.parse().ok()?,
                 "uts" => rec.uts = v == "true",
+                "cgroup" => rec.cgroup = v == "true",
                 "net" => rec.net = v == "true",
                 "created" => rec.created = v.parse().ok()?,
                 "session" => rec.sessions.push(proc_id(v)?),
@@ -121,7 +110,7 @@ impl SetRecord {
 
     /// The `setns` flags for joining this set.
     pub fn join_flags(&self) -> libc::c_int {
-        crate::nsset::join_flags(self.uts, self.net)
+        crate::nsset::join_flags(self.uts, self.net, self.cgroup)
     }
 }
 
@@ -131,6 +120,8 @@ pub struct Registry {
     proc_root: PathBuf,
     /// Who must own the directory: root (tests use their own uid).
     owner: u32,
+    /// What `read` had to repair, for the caller to log (`take_notes`).
+    notes: std::cell::RefCell<Vec<String>>,
 }
 
 /// Held while a user's sets are examined or changed.
@@ -139,8 +130,10 @@ pub struct UserLock {
 }
 
 impl Registry {
-    /// Opens (creating if needed) the registry at `root`.
+    /// Opens (creating if needed) the registry at `root`, on a filesystem
+    /// of its own.
     pub fn open(root: &Path) -> io::Result<Registry> {
+        own_filesystem(root)?;
         Self::open_as(root, Path::new(paths::PROC), 0)
     }
 
@@ -154,6 +147,7 @@ impl Registry {
             root: root.to_owned(),
             proc_root: proc_root.to_owned(),
             owner,
+            notes: Default::default(),
         })
     }
 
@@ -223,7 +217,67 @@ impl Registry {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e),
         };
-        Ok(SetRecord::parse(key, &text))
+        match SetRecord::parse(key, &text) {
+            Some(rec) => Ok(Some(rec)),
+            None => {
+                self.repair(key, &text);
+                Ok(None)
+            }
+        }
+    }
+
+    /// A record that does not parse must not orphan a live set: its
+    /// holder, if the record still names one that passes every check
+    /// `attach` makes (pid, start time, user namespace), is ended, and the
+    /// file is moved aside for the admin (`.corrupt-KEY-SECONDS`).
+    fn repair(&self, key: &str, text: &str) {
+        let field = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix('='))
+        };
+        let holder = field("holder").and_then(|v| {
+            let (p, s) = v.split_once(':')?;
+            Some(ProcId {
+                pid: p.parse().ok()?,
+                start: s.parse().ok()?,
+            })
+        });
+        let userns = field("userns").and_then(|v| v.parse().ok());
+        let mut note = format!("record {key} was corrupt");
+        if let (Some(holder), Some(userns)) = (holder, userns) {
+            let probe = SetRecord {
+                holder,
+                userns,
+                ..blank_record(key)
+            };
+            if let Some(live) = self.attach(&probe) {
+                let ended = kill_holder(&live, 2000).is_ok();
+                note.push_str(&format!(
+                    "; its set (holder {}) {}",
+                    holder.pid,
+                    if ended {
+                        "was ended"
+                    } else {
+                        "could not be ended"
+                    }
+                ));
+            }
+        }
+        let aside = self
+            .root
+            .join("sets")
+            .join(format!(".corrupt-{key}-{}", now_secs()));
+        if fs::rename(self.set_path(key), &aside).is_ok() {
+            note.push_str(&format!("; kept as {}", aside.display()));
+        } else {
+            let _ = fs::remove_file(self.set_path(key));
+        }
+        self.notes.borrow_mut().push(note);
+    }
+
+    /// What reads repaired since the last call.
+    pub fn take_notes(&self) -> Vec<String> {
+        std::mem::take(&mut self.notes.borrow_mut())
     }
 
     /// Writes a record atomically (temporary file, fsync-free rename: the
@@ -295,6 +349,69 @@ impl Registry {
     pub fn prune_sessions(&self, rec: &mut SetRecord) {
         rec.sessions
             .retain(|s| procfs::is_alive(&self.proc_root, *s));
+    }
+}
+
+/// Gives the registry a small tmpfs of its own the first time it is used
+/// (root-only, mode 0700). On /run itself, any user able to fill a
+/// directory there (`/run/lock` is 1777 on many hosts) could make the
+/// registry's writes fail and so refuse everyone's logins. Two first
+/// users race under a lock on the directory, so only one mounts.
+fn own_filesystem(root: &Path) -> io::Result<()> {
+    let dir = trust::open_private_dir(root, 0)?;
+    if is_mount_root(root)? {
+        return Ok(());
+    }
+    let _lock = Flock::lock(File::from(dir.try_clone()?), FlockArg::LockExclusive)
+        .map_err(|(_, e)| io::Error::from(e))?;
+    if is_mount_root(root)? {
+        return Ok(());
+    }
+    nix::mount::mount(
+        Some("tmpfs"),
+        trust::fd_path(&dir).as_str(),
+        Some("tmpfs"),
+        nix::mount::MsFlags::MS_NOSUID
+            | nix::mount::MsFlags::MS_NODEV
+            | nix::mount::MsFlags::MS_NOEXEC,
+        Some(REGISTRY_FS_OPTIONS),
+    )
+    .map_err(|e| {
+        io::Error::new(
+            io::Error::from(e).kind(),
+            format!("mount a tmpfs on {}: {e}", root.display()),
+        )
+    })
+}
+
+/// Size and inode limits of the registry's own tmpfs: a record takes a
+/// page, so this holds some 16,000 live sets.
+const REGISTRY_FS_OPTIONS: &str = "mode=0700,size=64m,nr_inodes=65536";
+
+/// Whether `path` is the root of a mount (its device differs from its
+/// parent's).
+fn is_mount_root(path: &Path) -> io::Result<bool> {
+    let parent = path.parent().unwrap_or(Path::new("/"));
+    Ok(fs::metadata(path)?.dev() != fs::metadata(parent)?.dev())
+}
+
+/// A record with nothing in it but its key.
+fn blank_record(key: &str) -> SetRecord {
+    SetRecord {
+        key: key.to_owned(),
+        user: String::new(),
+        uid: 0,
+        gid: 0,
+        policy: String::new(),
+        share: Share::User,
+        on_logout: OnLogout::Kill,
+        holder: ProcId { pid: 0, start: 0 },
+        userns: 0,
+        uts: false,
+        cgroup: false,
+        net: false,
+        created: 0,
+        sessions: Vec::new(),
     }
 }
 
@@ -397,6 +514,7 @@ mod tests {
             },
             userns: 4026532000,
             uts: false,
+            cgroup: true,
             net: true,
             created: 1700000000,
             sessions: vec![ProcId { pid: 7, start: 8 }, ProcId { pid: 9, start: 10 }],
@@ -425,6 +543,69 @@ mod tests {
                 .is_none(),
             "a copy of one file never stands in for another"
         );
+        fs::remove_dir_all(&root).expect("cleanup");
+    }
+
+    #[test]
+    fn a_corrupt_record_ends_its_verified_holder_and_is_kept_aside() {
+        let root = temp_root("corrupt");
+        let reg = Registry::open_as(&root, Path::new("/proc"), my_uid()).expect("open");
+        let mut holder = std::process::Command::new("sleep")
+            .arg("300")
+            .spawn()
+            .expect("sleep");
+        let pid = holder.id() as i32;
+        let id = procfs::proc_id(Path::new("/proc"), pid).expect("alive");
+        let userns = procfs::ns_inode(Path::new("/proc"), pid, "user").expect("ns");
+        fs::write(
+            root.join("sets/u1001"),
+            format!(
+                "user=alice\nholder={}:{}\nuserns={userns}\nsession=garbage\n",
+                id.pid, id.start
+            ),
+        )
+        .expect("write");
+        assert_eq!(reg.read("u1001").expect("read"), None);
+        let status = holder.wait().expect("wait");
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(libc::SIGKILL),
+            "the live holder the corrupt record named was ended, not orphaned"
+        );
+        let notes = reg.take_notes();
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(
+            notes[0].starts_with("record u1001 was corrupt; its set (holder"),
+            "{}",
+            notes[0]
+        );
+        assert!(!root.join("sets/u1001").exists());
+        assert!(fs::read_dir(root.join("sets")).expect("dir").any(|e| e
+            .expect("entry")
+            .file_name()
+            .to_string_lossy()
+            .starts_with(".corrupt-u1001-")));
+        // A corrupt record naming a process that is not a holder (wrong
+        // start time) never gets that process signalled.
+        let mut bystander = std::process::Command::new("sleep")
+            .arg("300")
+            .spawn()
+            .expect("sleep");
+        fs::write(
+            root.join("sets/u1002"),
+            format!(
+                "user=bob\nholder={}:1\nuserns={userns}\nbogus\n",
+                bystander.id()
+            ),
+        )
+        .expect("write");
+        assert_eq!(reg.read("u1002").expect("read"), None);
+        assert!(
+            bystander.try_wait().expect("try_wait").is_none(),
+            "still running"
+        );
+        let _ = bystander.kill();
+        let _ = bystander.wait();
         fs::remove_dir_all(&root).expect("cleanup");
     }
 
@@ -494,6 +675,7 @@ mod tests {
             root: PathBuf::from("/nonexistent"),
             proc_root: PathBuf::from("/proc"),
             owner: 0,
+            notes: Default::default(),
         };
         let me = procfs::proc_id(Path::new("/proc"), my_pid()).expect("self");
         let mut rec = sample();

@@ -1,7 +1,7 @@
 //! Running a program for the admin tool: as a user inside their set
-//! (`run`), as a user on the host (`run` for an exempt user), or as root
-//! inside a set's namespaces (`enter`). Every child is forked through
-//! `child::fork_child`, so it can only `_exit`.
+//! (`run`, `enter`) or on the host (`run` for an exempt user). Every child
+//! is forked through `child::fork_child`, so it can only `_exit`, and
+//! gets its stdio through `relay::Plumbing`, so never root's terminal.
 #![forbid(unsafe_code)]
 
 use std::ffi::CString;
@@ -13,6 +13,7 @@ use nix::sched::{setns, CloneFlags};
 
 use crate::child;
 use crate::nsset::{self, Identity};
+use crate::relay::Plumbing;
 use crate::sys;
 use crate::user::UserInfo;
 
@@ -89,28 +90,6 @@ impl Program {
         })
     }
 
-    /// `cmd` (default /bin/sh) for root, in "/".
-    pub fn for_root(cmd: &[String]) -> io::Result<Program> {
-        let cmd: Vec<String> = if cmd.is_empty() {
-            vec!["/bin/sh".into()]
-        } else {
-            cmd.to_vec()
-        };
-        let mut env = vec![
-            "PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin".to_owned(),
-            "HOME=/root".to_owned(),
-        ];
-        if let Ok(t) = std::env::var("TERM") {
-            env.push(format!("TERM={t}"));
-        }
-        Ok(Program {
-            path: cstring(&find_in_path(&cmd[0]))?,
-            argv: cmd.iter().map(|a| cstring(a)).collect::<Result<_, _>>()?,
-            envp: env.iter().map(|a| cstring(a)).collect::<Result<_, _>>()?,
-            cwd: PathBuf::from("/"),
-        })
-    }
-
     /// In a forked child: enter `cwd`, restore default signal handling
     /// (Rust ignores SIGPIPE; `run` ignores SIGINT/SIGQUIT) and exec.
     /// Returns only the status to `_exit` with on failure.
@@ -131,8 +110,9 @@ impl Program {
 
 /// Runs `prog` as `who` inside the set behind `pidfd` and returns its
 /// shell-style status. Only the child joins: this process stays in the
-/// host namespaces to close the session afterwards. `h0`, the process that
-/// built a new set, is reaped as soon as the command has started.
+/// host namespaces (to close the session afterwards) and relays the
+/// child's terminal (`relay.rs`). `h0`, the process that built a new set,
+/// is reaped as soon as the command has started.
 pub fn run_in_set(
     pidfd: BorrowedFd<'_>,
     join_flags: libc::c_int,
@@ -142,8 +122,13 @@ pub fn run_in_set(
 ) -> io::Result<i32> {
     // Our children enter the pid namespace; we do not.
     setns(pidfd, CloneFlags::CLONE_NEWPID)?;
-    let _quiet = sys::IgnoreInterrupts::new();
+    let plumbing = Plumbing::new()?;
+    let _quiet = (!plumbing.has_pty()).then(sys::IgnoreInterrupts::new);
     let pid = child::fork_child(|| {
+        if let Err(e) = plumbing.child_side() {
+            eprintln!("nsjail-helper: stdio: {e}");
+            return 127;
+        }
         if let Err(e) = nsset::join_and_drop(pidfd, join_flags, who) {
             eprintln!("nsjail-helper: join namespace set: {e}");
             return 127;
@@ -151,19 +136,25 @@ pub fn run_in_set(
         prog.exec()
     })?;
     drop(h0);
-    child::wait_status(pid)
+    plumbing.relay(pid)
 }
 
 /// Runs `prog` as `who` on the host (a user the policy does not isolate).
 pub fn run_on_host(who: &Identity, prog: &Program) -> io::Result<i32> {
+    let plumbing = Plumbing::new()?;
+    let _quiet = (!plumbing.has_pty()).then(sys::IgnoreInterrupts::new);
     let pid = child::fork_child(|| {
+        if let Err(e) = plumbing.child_side() {
+            eprintln!("nsjail-helper: stdio: {e}");
+            return 127;
+        }
         if let Err(e) = become_user(who) {
             eprintln!("nsjail-helper: drop privileges: {e}");
             return 127;
         }
         prog.exec()
     })?;
-    child::wait_status(pid)
+    plumbing.relay(pid)
 }
 
 fn become_user(who: &Identity) -> nix::Result<()> {
@@ -173,27 +164,4 @@ fn become_user(who: &Identity) -> nix::Result<()> {
     let (uid, gid) = (Uid::from_raw(who.uid), Gid::from_raw(who.gid));
     nix::unistd::setresgid(gid, gid, gid)?;
     nix::unistd::setresuid(uid, uid, uid)
-}
-
-/// Runs `prog` as root in the set's mount, pid, ipc (and uts/net)
-/// namespaces, without its user namespace (`join_flags` minus user).
-pub fn enter_set(
-    pidfd: BorrowedFd<'_>,
-    join_flags: libc::c_int,
-    prog: &Program,
-) -> io::Result<i32> {
-    let flags = join_flags & !libc::CLONE_NEWUSER;
-    setns(pidfd, CloneFlags::CLONE_NEWPID)?;
-    let pid = child::fork_child(|| {
-        if let Err(e) = setns(
-            pidfd,
-            CloneFlags::from_bits_retain(flags & !libc::CLONE_NEWPID),
-        ) {
-            eprintln!("nsjail-helper: setns: {e}");
-            return 127;
-        }
-        let _ = std::env::set_current_dir("/");
-        prog.exec()
-    })?;
-    child::wait_status(pid)
 }

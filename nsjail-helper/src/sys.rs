@@ -80,13 +80,26 @@ pub fn join_new_session_keyring() -> io::Result<()> {
 /// signals ignored, and a helper started by sshd with SIGCHLD ignored would
 /// have its children reaped by the kernel behind its back.
 pub fn reset_signal_dispositions() {
-    for sig in 1..=libc::SIGRTMAX() {
+    // The kernel's struct sigaction: handler (0 = SIG_DFL), flags,
+    // restorer, mask. The raw call, because glibc refuses the real-time
+    // signals it reserves for itself (32, 33), which a caller may still
+    // have set to "ignore".
+    let dfl = [0u64; 4];
+    for sig in 1..=64 {
         if sig == libc::SIGKILL || sig == libc::SIGSTOP {
             continue;
         }
-        // SAFETY: SIG_DFL installs no handler code; invalid numbers (the
-        // glibc-reserved real-time signals) just return an error.
-        unsafe { libc::signal(sig, libc::SIG_DFL) };
+        // SAFETY: SIG_DFL installs no handler code; `dfl` is a valid,
+        // zeroed kernel sigaction and the old action is not asked for.
+        unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                dfl.as_ptr(),
+                std::ptr::null_mut::<u64>(),
+                8usize,
+            )
+        };
     }
 }
 
@@ -117,6 +130,54 @@ pub fn loopback_up() -> io::Result<()> {
     }
     // SAFETY: SIOCSIFFLAGS reads the ifreq we own.
     cerr(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) })?;
+    Ok(())
+}
+
+const NSIO: u64 = 0xb7;
+/// `_IO(NSIO, n)`.
+const fn ns_ioctl(n: u64) -> u64 {
+    (NSIO << 8) | n
+}
+
+/// `ioctl(NS_GET_PARENT)`: the parent of a pid or user namespace, or an
+/// error at the top (or outside the caller's view).
+pub fn ns_parent(ns: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    // SAFETY: NS_GET_PARENT takes no argument and returns a new fd.
+    let fd = cerr(unsafe { libc::ioctl(ns.as_raw_fd(), ns_ioctl(2) as _) })?;
+    // SAFETY: the kernel just returned this fd; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `ioctl(NS_GET_OWNER_UID)`: the uid (in the caller's user namespace)
+/// that created the user namespace `ns`.
+pub fn ns_owner_uid(ns: BorrowedFd<'_>) -> io::Result<u32> {
+    let mut uid: libc::uid_t = 0;
+    // SAFETY: NS_GET_OWNER_UID writes one uid_t through the pointer.
+    cerr(unsafe { libc::ioctl(ns.as_raw_fd(), ns_ioctl(4) as _, &mut uid) })?;
+    Ok(uid)
+}
+
+/// `ioctl(TIOCSCTTY)`: makes the terminal `fd` the controlling terminal of
+/// the calling session leader.
+pub fn set_controlling_tty(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: TIOCSCTTY takes an integer argument.
+    cerr(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSCTTY, 0) })?;
+    Ok(())
+}
+
+/// The window size of terminal `fd`.
+pub fn window_size(fd: BorrowedFd<'_>) -> io::Result<libc::winsize> {
+    // SAFETY: winsize is plain data; all-zero is valid.
+    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+    // SAFETY: TIOCGWINSZ fills in the winsize we own.
+    cerr(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCGWINSZ, &mut ws) })?;
+    Ok(ws)
+}
+
+/// Sets the window size of terminal `fd`.
+pub fn set_window_size(fd: BorrowedFd<'_>, ws: &libc::winsize) -> io::Result<()> {
+    // SAFETY: TIOCSWINSZ reads the winsize we own.
+    cerr(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, ws) })?;
     Ok(())
 }
 

@@ -43,7 +43,9 @@ mkdir -p /srv/prop/src /srv/prop/mnt /srv/prop/inner
 mount --bind /srv/prop /srv/prop && mount --make-shared /srv/prop
 set_policy "$(test_policy | sed 's/on_logout = "kill"/on_logout = "linger"/')"
 run_as alice true
-nsjail-helper enter alice -- mount -t tmpfs inner /srv/prop/inner
+# As root in the set's mount namespace (enter runs commands as the user).
+nsenter -t "$(nsjail-helper list --json | python3 -c 'import json,sys; print([s["holder_pid"] for s in json.load(sys.stdin) if s["user"]=="alice"][0])')" -m \
+    mount -t tmpfs inner /srv/prop/inner
 mount --bind /srv/prop/src /srv/prop/mnt && touch /srv/prop/src/from-host
 check "slave propagation: a host mount made after the set exists appears inside" \
     nsjail-helper enter alice -- test -e /srv/prop/mnt/from-host
@@ -55,16 +57,18 @@ umount /srv/prop/mnt /srv/prop
 set_policy "$(test_policy)"
 
 # ---- alice vs bob ----------------------------------------------------------------
-run_as alice sh -c 'echo a >/tmp/alice-tmp; echo a >/dev/shm/alice-shm; ipcmk -M 4096 >/dev/null; ipcmk -Q >/dev/null; sleep 4' &
+run_as alice sh -c 'echo a >/tmp/alice-tmp; echo a >/dev/shm/alice-shm; ipcmk -M 4096 >/dev/null; ipcmk -Q >/dev/null; ipcs -m | awk "/^0x/{print \$2}" >/dev/shm/alice-ids; sleep 4' &
 apid=$!
-wait_for nsjail-helper enter alice -- test -e /dev/shm/alice-shm
+wait_for nsjail-helper enter alice -- test -s /dev/shm/alice-ids
 bob_view=$(run_as bob sh -c 'ls -A /tmp /dev/shm | tr -d "\n"; echo; ipcs -m | grep -c "^0x"; ipcs -q | grep -c "^0x"')
 check_eq "bob does not see alice's /tmp, /dev/shm, shm segments or queues" \
     "/dev/shm:/tmp:|0|0|" "$(printf '%s\n' "$bob_view" | tr '\n' '|')"
 check_eq "bob does not see alice's processes" "nsjail-holder|ps|" "$(run_as bob ps -e -o comm= | tr '\n' '|')"
 check "the host does not see alice's /tmp file" test ! -e /tmp/alice-tmp
 check "the host does not see alice's /dev/shm file" test ! -e /dev/shm/alice-shm
-check_eq "the host does not see alice's SysV objects" 0 "$( (ipcs -m; ipcs -q) | grep -c '^0x')"
+alice_shmid=$(nsjail-helper enter alice -- cat /dev/shm/alice-ids)
+check "the host has no SysV segment with the id of alice's" sh -c "[ -n '$alice_shmid' ] && ! ipcs -m | awk '{print \$2}' | grep -qx '$alice_shmid'"
+check_eq "the host does not see alice's SysV objects (owned by alice)" 0 "$( (ipcs -m; ipcs -q) | awk '$3=="alice"' | wc -l)"
 # share = user: a second run of alice joins the same set.
 second=$(run_as alice sh -c 'cat /tmp/alice-tmp; ipcs -m | grep -c "^0x"; ps -e -o comm= | grep -c "^sleep$"')
 check_eq "share=user: alice's second session sees her /tmp file, shm segment and sleep" "a|1|1" "$(printf '%s' "$second" | tr '\n' '|')"

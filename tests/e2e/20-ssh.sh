@@ -60,10 +60,12 @@ bpid=$!
 wait_for nsjail-helper enter alice -- test -e /dev/shm/a-shm
 wait_for nsjail-helper enter bob -- test -e /dev/shm/b-shm
 view_bob=$(ssh_as bob 'ls -A /tmp /dev/shm | tr "\n" " "; echo; ipcs -m | grep -c "^0x"; ipcs -q | grep -c "^0x"; ps -e -o user= | sort -u | tr "\n" " "')
+# Every process in a set runs as its user, the holder included: the set's
+# user namespace belongs to the user (the kernel charges the user for it).
 check_eq "bob sees only his own /tmp and /dev/shm files, 1 shm segment, 0 queues, only his processes" \
-    "/dev/shm: b-shm  /tmp: b-file |1|0|bob nobody |" "$(printf '%s\n' "$view_bob" | tr '\n' '|')"
+    "/dev/shm: b-shm  /tmp: b-file |1|0|bob |" "$(printf '%s\n' "$view_bob" | tr '\n' '|')"
 view_alice=$(ssh_as alice 'ls -A /tmp /dev/shm | tr "\n" " "; echo; ps -e -o user= | sort -u | tr "\n" " "')
-check_eq "alice does not see bob's files or processes" "/dev/shm: a-shm  /tmp: a-file |alice nobody |" \
+check_eq "alice does not see bob's files or processes" "/dev/shm: a-shm  /tmp: a-file |alice |" \
     "$(printf '%s\n' "$view_alice" | tr '\n' '|')"
 check_eq "share=user: alice's second login sees her first login's sleep" 1 "$(ssh_as alice 'ps -e -o comm= | grep -c "^sleep$"')"
 check_eq "carol (exempt) is in the host namespaces" "$(host_ns user)$(host_ns pid)$(host_ns mnt)" \
@@ -78,5 +80,15 @@ check "after alice's last logout her set is gone from the registry" \
 check_eq "after alice's last logout no process of hers remains" 0 "$(pgrep -u alice -c)"
 check "syslog: the set was ended at logout" log_has "user=alice .*action=closed set=u$uid_alice set_ended=yes"
 check "no holder is left" sh -c '! pgrep -x nsjail-holder'
+
+# ---- nsjail-helper stop ends the user's logins, port forwarding and all ---------------------
+sleep 30 | ssh "${SSH_OPTS[@]}" -W "127.0.0.1:$SSH_PORT" alice@127.0.0.1 >/run/nsjail-test/fwd.out 2>/dev/null &
+fwd=$!
+wait_for test -s /run/nsjail-test/fwd.out
+check "control: alice's login forwards a port (-W to sshd's own port)" grep -q SSH-2.0 /run/nsjail-test/fwd.out
+wait_for sh -c "nsjail-helper list | grep -q alice"
+check "stop alice says it ended her login" sh -c "nsjail-helper stop alice | grep -q '(1 logins ended)'"
+check "stop alice: her ssh connection, with its forwarding, is closed" wait_for sh -c "! kill -0 $fwd 2>/dev/null"
+pkill -f '^sleep 30$'
 
 done_testing

@@ -108,5 +108,31 @@ check "su - alice (service includes nsjail) is refused: su cannot isolate" sh -c
 check "su refusal is logged with the reason" log_has "user=alice service=su(-l)? .*action=refused .*only sshd is supported"
 check_eq "su - carol (exempt) works" IN "$(su - carol -c 'echo IN' 2>&1)"
 
+# ---- a join that fails, or panics, in sshd's session child ----------------------------------------
+# sshd runs the shell unconfined after a failed pam_setcred: the child must
+# end instead, however the join fails. A failpoints build of the module
+# fails (or panics) in the join when sshd's environment says so.
+securedir=$(pkg-config --variable=securedir pam 2>/dev/null || true)
+[ -n "$securedir" ] || securedir=/usr/lib/x86_64-linux-gnu/security
+cp "$securedir/pam_nsjail.so" /run/nsjail-test/pam_nsjail.so.good
+install -m644 "$REPO/target/failpoints/release/libpam_nsjail.so" "$securedir/pam_nsjail.so"
+sshd_stop
+sshd_start
+check_ne "control: the failpoints build of the module, unarmed, isolates alice" "$host_user_ns" "$(ssh_as alice 'readlink /proc/self/ns/user' 2>&1)"
+for failpoint in join-fail join-panic; do
+    sshd_stop
+    NSJAIL_FAILPOINT=$failpoint sshd_start
+    log_clear
+    refused_everywhere "the join in sshd's child fails ($failpoint)" alice
+    case $failpoint in
+    join-fail) why='step="failpoint" error="join-fail"' ;;
+    join-panic) why='step="join" error="panic: failpoint join-panic"' ;;
+    esac
+    check "$failpoint: the child logs why it exits" log_has "$ERR_PRI.*pam_nsjail\(sshd:setcred\): user=alice .*action=refused .*$why \(session process exits\)"
+done
+install -m644 /run/nsjail-test/pam_nsjail.so.good "$securedir/pam_nsjail.so"
+sshd_stop
+sshd_start
+
 check "nothing is left behind" sh -c '[ -z "$(ls /run/pam_nsjail/sets)" ] && ! pgrep -x nsjail-holder'
 done_testing

@@ -112,6 +112,8 @@ sandbox_setup() {
     [ -d "$d/devsave/mqueue" ] && mount --rbind "$d/devsave/mqueue" /dev/mqueue 2>/dev/null
     mkdir -p /run/sshd /run/nsjail-test
     chmod 755 /run/sshd
+    # As on a host: a lock directory any program may write.
+    install -d -m 1777 /run/lock
     install -m664 -o root -g utmp /dev/null /run/utmp
     python3 "$REPO/tests/lib/syslog_listener.py" /dev/log "$SB_LOG" &
     SB_SYSLOG_PID=$!

@@ -129,6 +129,20 @@ for how in terminate-user kill-user; do
 done
 C sed -i 's/^on_logout = .*/on_logout = "kill"/' /etc/security/pam_nsjail.toml
 
+# ---- a cgroup namespace (namespaces = [..., "cgroup"]) ----------------------------------------
+uid_bob=$(C id -u bob)
+login_bg bob 1006
+check "control: without a cgroup namespace alice sees bob's slice in /sys/fs/cgroup" \
+    ssh_in alice "test -d /sys/fs/cgroup/user.slice/user-$uid_bob.slice"
+C sed -i '/^name = "students"/a namespaces = ["user", "mount", "pid", "ipc", "cgroup"]' /etc/security/pam_nsjail.toml
+out=$(ssh_in alice 'readlink /proc/self/ns/cgroup; ls /sys/fs/cgroup | grep -c slice; find /sys/fs/cgroup -name "session-*" | wc -l; awk "\$5==\"/sys/fs/cgroup\"" /proc/self/mountinfo | tail -1 | awk "{print \$9, \$6}" | cut -d, -f1')
+check_ne "with cgroup: alice's login has a cgroup namespace of its own" "$(C readlink /proc/1/ns/cgroup)" "$(printf '%s\n' "$out" | sed -n 1p)"
+check_eq "with cgroup: /sys/fs/cgroup shows no slice and no session, bob's included, and is read-only cgroup2" \
+    "0|0|cgroup2 ro|" "$(printf '%s\n' "$out" | sed -n '2,4p' | tr '\n' '|')"
+C sed -i '/^namespaces = \["user", "mount", "pid", "ipc", "cgroup"\]/d' /etc/security/pam_nsjail.toml
+logout_bg 1006
+wait_for set_gone
+
 # ---- systemd --user is not a way out ------------------------------------------------------
 C sh -c 'echo "host tmp" >/tmp/host-marker'
 escape='systemd-run --user --wait --pipe --quiet cat /tmp/host-marker'

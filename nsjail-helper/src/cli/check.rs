@@ -63,18 +63,105 @@ pub fn warnings(config: &Config, path: &Path, etc: &Path) -> Vec<String> {
             members.extend(entry.users.iter().cloned());
         }
     }
+    let mut worst_case = TmpfsSum::default();
+    let ram = mem_total_bytes(Path::new(crate::paths::PROC));
     for name in members {
         let Ok(info) = user::lookup_user(&name) else {
             continue;
         };
-        let Some(settings) = config.decide(&info, crate::paths::DEFAULT_SERVICE).settings else {
+        let decision = config.decide(&info, crate::paths::DEFAULT_SERVICE);
+        let Some(settings) = decision.settings else {
             continue;
         };
         if let Err(e) = crate::session::plan(&info, &settings, etc) {
             out.push(format!("{}: warning: {name}: {e}", path.display()));
         }
+        if let Some(ram) = ram {
+            worst_case.add(&decision.policy, &settings, ram);
+        }
+    }
+    if let Some(warning) = ram.and_then(|ram| worst_case.warning(ram)) {
+        out.push(format!("{}: warning: {warning}", path.display()));
     }
     out
+}
+
+/// What the private tmpfs of every isolated user could hold at once, if
+/// each filled theirs: one set per user (share = "session" makes one per
+/// login, so more).
+#[derive(Default)]
+struct TmpfsSum {
+    bytes: u128,
+    users: usize,
+    /// (policy, users, mounts per set, size of one) for the message.
+    parts: Vec<(String, usize, usize, String)>,
+}
+
+impl TmpfsSum {
+    fn add(&mut self, policy: &str, settings: &crate::policy::Settings, ram: u64) {
+        let size = settings
+            .tmp_size
+            .clone()
+            .unwrap_or_else(|| "50%".to_owned());
+        let one = tmpfs_bytes(&size, ram);
+        let mounts = settings.private_tmp.len();
+        self.bytes += u128::from(one) * mounts as u128;
+        self.users += 1;
+        match self.parts.iter_mut().find(|p| p.0 == policy) {
+            Some(part) => part.1 += 1,
+            None => self.parts.push((policy.to_owned(), 1, mounts, size)),
+        }
+    }
+
+    fn warning(&self, ram: u64) -> Option<String> {
+        if self.bytes <= u128::from(ram) {
+            return None;
+        }
+        let parts: Vec<String> = self
+            .parts
+            .iter()
+            .map(|(p, users, mounts, size)| {
+                format!("policy '{p}': {users} users x {mounts} tmpfs x {size}")
+            })
+            .collect();
+        Some(format!(
+            "if every isolated user filled their private temp dirs at once they could take {} MiB, more than this host's {} MiB of RAM ({}); tmpfs pages live in RAM or swap: lower tmp_size or limit memory per user (for example MemoryMax= on user-.slice)",
+            self.bytes >> 20,
+            ram >> 20,
+            parts.join("; ")
+        ))
+    }
+}
+
+/// Bytes of one tmpfs of `size` (a canonical tmp_size: "512M", "10%").
+fn tmpfs_bytes(size: &str, ram: u64) -> u64 {
+    if let Some(pct) = size.strip_suffix('%') {
+        let pct = u128::from(pct.parse::<u64>().unwrap_or(50));
+        return (u128::from(ram) * pct / 100) as u64;
+    }
+    let (digits, shift) = match size.char_indices().last() {
+        Some((i, 'K')) => (&size[..i], 10),
+        Some((i, 'M')) => (&size[..i], 20),
+        Some((i, 'G')) => (&size[..i], 30),
+        _ => (size, 0),
+    };
+    digits
+        .parse::<u64>()
+        .unwrap_or(0)
+        .saturating_mul(1 << shift)
+}
+
+/// MemTotal from `/proc/meminfo`, in bytes.
+fn mem_total_bytes(proc_root: &Path) -> Option<u64> {
+    let text = std::fs::read_to_string(proc_root.join("meminfo")).ok()?;
+    let kb: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    Some(kb * 1024)
 }
 
 /// Users whose primary group is `gid`, from the passwd file (a warning
@@ -89,4 +176,40 @@ fn primary_members(etc: &Path, gid: u32) -> Vec<String> {
             (f.len() >= 4 && f[3].parse() == Ok(gid)).then(|| f[0].to_owned())
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::Settings;
+
+    #[test]
+    fn tmpfs_sizes_resolve_against_ram() {
+        let gib = 1u64 << 30;
+        assert_eq!(tmpfs_bytes("10%", 10 * gib), gib);
+        assert_eq!(tmpfs_bytes("512M", gib), gib / 2);
+        assert_eq!(tmpfs_bytes("2G", gib), 2 * gib);
+        assert_eq!(tmpfs_bytes("4096", gib), 4096);
+    }
+
+    #[test]
+    fn the_worst_case_warns_only_beyond_ram() {
+        let gib = 1u64 << 30;
+        let settings = Settings::default(); // 3 mounts of 10%
+        let mut sum = TmpfsSum::default();
+        for _ in 0..3 {
+            sum.add("students", &settings, 10 * gib);
+        }
+        assert_eq!(sum.warning(10 * gib), None, "3 users x 3 x 10% = 90%");
+        sum.add("students", &settings, 10 * gib);
+        let w = sum.warning(10 * gib).expect("4 users x 3 x 10% = 120%");
+        assert!(
+            w.contains("12288 MiB, more than this host's 10240 MiB"),
+            "{w}"
+        );
+        assert!(
+            w.contains("policy 'students': 4 users x 3 tmpfs x 10%"),
+            "{w}"
+        );
+    }
 }

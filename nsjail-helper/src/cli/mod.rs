@@ -44,9 +44,9 @@ Commands:
                                               open or join USER's set like a login and
                                               run CMD (default: the login shell) as USER
   list    [--json]                            list live namespace sets
-  enter   USER [-- CMD...]                    as root, enter USER's set to inspect it
+  enter   USER [-- CMD...]                    run CMD as USER in their live set, to inspect it
   stop    USER                                end USER's sets and every process in them
-  audit   [--pam-dir DIR] [--config PATH]     find PAM services that bypass pam_nsjail
+  audit   [--pam-dir DIR] [--vendor-dir DIR]  find PAM services that bypass pam_nsjail
 
 Run 'nsjail-helper COMMAND --help' for details. See nsjail-helper(8).";
 
@@ -181,18 +181,12 @@ impl Args {
 /// Loads and validates the policy, printing every error (with source line
 /// and caret) to stderr.
 pub fn load_config(path: &Path) -> Result<Config, CliError> {
-    let (config, text) = policy::load_with_text(path).map_err(|e| {
+    // Only logins keep the last valid policy (session::login): `check` and
+    // `explain` must not change what logins fall back to.
+    policy::load(path).map_err(|e| {
         eprint!("{}", render_load_error(&e));
         CliError::Reported
-    })?;
-    // The module keeps the last valid policy to tell exempt users apart
-    // when the file breaks; root validating the live file refreshes it.
-    if path == Path::new(paths::POLICY) && nix::unistd::geteuid().is_root() {
-        if let Ok(reg) = crate::registry::Registry::open(Path::new(paths::REGISTRY)) {
-            reg.remember_valid_policy(path, &text);
-        }
-    }
-    Ok(config)
+    })
 }
 
 /// Text for a policy load failure: one `nsjail-helper: ...` line per error,

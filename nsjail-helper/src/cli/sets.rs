@@ -7,6 +7,7 @@ use std::path::Path;
 use super::{fail, require_root, Args, CliResult};
 use crate::admin::{self, live_sets};
 use crate::log::{self, Level};
+use crate::nsset::{Identity, H0};
 use crate::paths;
 use crate::registry::Registry;
 use crate::runner::{self, Program};
@@ -15,21 +16,26 @@ const LIST_HELP: &str = "\
 usage: nsjail-helper list [--json]
 
 List live namespace sets: set id, user, policy, holder pid, open sessions,
-processes in the set and age. Dead sets found in the registry are removed.";
+processes in the set (and in pid namespaces nested in it) and age; --json
+also gives the owner of the set's user namespace. Dead sets found in the
+registry are removed.";
 
 const ENTER_HELP: &str = "\
 usage: nsjail-helper enter USER [-- CMD...]
 
-As root, join USER's namespace set (mount, pid and ipc namespaces; uts/net
-if the set has them) without joining its user namespace, and run CMD
-(default /bin/sh) as root there, to inspect what the user sees.";
+As root, run CMD (default: USER's login shell) inside USER's live namespace
+set, to inspect what the user sees, without opening a session or creating
+a set. CMD runs as USER, not as root: a set's namespaces belong to its user,
+so a root process inside them would be within that user's reach. It gets a
+terminal of its own (when stdin is one) and no other fd of the caller's.";
 
 const STOP_HELP: &str = "\
 usage: nsjail-helper stop USER
 
 End every namespace set of USER: kill its holder (pid 1 of the set's pid
-namespace, which takes every process in the set with it) and remove it
-from the registry.";
+namespace, which takes every process in the set with it), remove it from
+the registry, and end the user's logins into it (their sshd connections,
+with any port forwarding, or `run` commands).";
 
 fn json_str(s: &str) -> String {
     let mut out = String::from("\"");
@@ -75,7 +81,7 @@ pub fn list_main(args: &[String]) -> CliResult {
             .iter()
             .map(|s| {
                 format!(
-                    "{{\"set\":{},\"user\":{},\"uid\":{},\"policy\":{},\"share\":{},\"on_logout\":{},\"holder_pid\":{},\"sessions\":{},\"processes\":{},\"age_seconds\":{}}}",
+                    "{{\"set\":{},\"user\":{},\"uid\":{},\"policy\":{},\"share\":{},\"on_logout\":{},\"holder_pid\":{},\"sessions\":{},\"processes\":{},\"age_seconds\":{},\"userns_owner_uid\":{}}}",
                     json_str(&s.rec.key),
                     json_str(&s.rec.user),
                     s.rec.uid,
@@ -85,7 +91,9 @@ pub fn list_main(args: &[String]) -> CliResult {
                     s.rec.holder.pid,
                     s.rec.sessions.len(),
                     s.processes,
-                    s.age_secs
+                    s.age_secs,
+                    s.userns_owner
+                        .map_or_else(|| "null".to_owned(), |u| u.to_string())
                 )
             })
             .collect();
@@ -125,13 +133,27 @@ pub fn enter_main(args: &[String]) -> CliResult {
         .ok_or_else(|| fail(format!("enter {name}"), "no namespace set"))?;
     let (rec, holder) = admin::pick_set(&reg, user.uid)
         .ok_or_else(|| fail(format!("enter {name}"), "no namespace set"))?;
-    let prog = Program::for_root(&args.command).map_err(|e| fail("enter", e))?;
+    let prog = Program::for_user(&user, &args.command).map_err(|e| fail("enter", e))?;
     log::log(
         Level::Info,
-        &format!("user={} action=enter set={} by=root", rec.user, rec.key),
+        &format!(
+            "user={} action=enter set={} by=root as={}",
+            rec.user, rec.key, user.name
+        ),
     );
-    runner::enter_set(holder.pidfd.as_fd(), rec.join_flags(), &prog)
-        .map_err(|e| fail(format!("enter {name}"), e))
+    let who = Identity {
+        uid: user.uid,
+        gid: user.gid,
+        gids: user.all_gids(),
+    };
+    runner::run_in_set(
+        holder.pidfd.as_fd(),
+        rec.join_flags(),
+        &who,
+        &prog,
+        H0::default(),
+    )
+    .map_err(|e| fail(format!("enter {name}"), e))
 }
 
 pub fn stop_main(args: &[String]) -> CliResult {
@@ -151,12 +173,15 @@ pub fn stop_main(args: &[String]) -> CliResult {
     if ended.is_empty() {
         return Err(no_set());
     }
-    for key in &ended {
+    for s in &ended {
         log::log(
             Level::Info,
-            &format!("user={name} action=stopped set={key} by=root"),
+            &format!(
+                "user={name} action=stopped set={} logins_ended={} by=root",
+                s.key, s.logins
+            ),
         );
-        println!("stopped {key}");
+        println!("stopped {} ({} logins ended)", s.key, s.logins);
     }
     Ok(0)
 }

@@ -7,6 +7,7 @@
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::os::fd::OwnedFd;
+use std::path::Path;
 
 use nix::fcntl::OFlag;
 use nix::mount::{mount, MsFlags};
@@ -27,6 +28,11 @@ use crate::trust;
 /// (empty on targets it does not support).
 const HOLDER_ELF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/nsjail-holder"));
 
+/// Lock directories made private in every set (see step 4b of `create`).
+const LOCK_DIRS: [&str; 2] = ["/run/lock", "/var/lock"];
+/// As Debian mounts /run/lock.
+const LOCK_DIR_OPTIONS: &str = "mode=1777,size=5m";
+
 /// H0's main, run as `nsjail-helper __create …` by `spawn`. On stdout,
 /// `ok PID` (or `err STEP: CAUSE`); then, once the caller has a pidfd for
 /// the holder and has answered "K" on stdin, `done` when the holder no
@@ -35,6 +41,10 @@ pub fn create_main(spec: &SetSpec) -> i32 {
     let mut out = io::stdout();
     let pending = create(spec);
     failpoint("h0-before-reply");
+    if super::failpoint_armed("h0-hang") {
+        // A helper stuck (on a hung mount, say) with the holder made.
+        std::thread::sleep(std::time::Duration::from_secs(3600));
+    }
     let _ = writeln!(
         out,
         "{}",
@@ -118,7 +128,7 @@ fn create(spec: &SetSpec) -> Result<PendingHolder, SetError> {
     // 1b. On a systemd host, a scope of our own, before anything else: the
     //     holder forked below is born in it (see unit.rs).
     let unit = if unit::systemd_booted() {
-        match unit::move_into_own_scope(spec.uid) {
+        match unit::move_into_own_scope(spec.owner.uid) {
             Ok(name) => UnitPlacement::Own(name),
             Err(why) => UnitPlacement::Failed(why),
         }
@@ -135,6 +145,10 @@ fn create(spec: &SetSpec) -> Result<PendingHolder, SetError> {
     }
     if spec.net {
         flags |= CloneFlags::CLONE_NEWNET;
+    }
+    if spec.cgroup {
+        // Rooted at our cgroup: on a systemd host the set's own scope.
+        flags |= CloneFlags::CLONE_NEWCGROUP;
     }
     unshare(flags).map_err(step_err("unshare mount/ipc namespaces"))?;
     failpoint("h0-after-unshare");
@@ -173,6 +187,61 @@ fn create(spec: &SetSpec) -> Result<PendingHolder, SetError> {
         )
         .map_err(step_err(&step))?;
     }
+    // 4b. The lock directories every program may write (/run/lock, 1777,
+    //     and /var/lock where it is a directory, not a link to it) are
+    //     shared by every user of the host: private in every set, whatever
+    //     private_tmp says, and small.
+    for dir in LOCK_DIRS.map(Path::new) {
+        let is_dir = fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir());
+        if !is_dir || spec.private_tmp.iter().any(|p| p == dir) {
+            continue;
+        }
+        let step = format!("mount tmpfs on {}", dir.display());
+        let fd = trust::open_root_dir_path(dir).map_err(step_err(&step))?;
+        mount(
+            Some("tmpfs"),
+            trust::fd_path(&fd).as_str(),
+            Some("tmpfs"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+            Some(LOCK_DIR_OPTIONS),
+        )
+        .map_err(step_err(&step))?;
+    }
+    if spec.cgroup {
+        // A cgroup2 view of the namespace's own subtree only, read-only,
+        // over whatever the host mounted at /sys/fs/cgroup (a v1 tree
+        // would show every other user's groups). An empty tmpfs goes
+        // first: the kernel refuses to stack a cgroup2 mount on the root
+        // of the host's own cgroup2 mount.
+        let hidden =
+            MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+        mount(
+            Some("tmpfs"),
+            "/sys/fs/cgroup",
+            Some("tmpfs"),
+            hidden,
+            Some("mode=0755,size=4k"),
+        )
+        .map_err(step_err("mount tmpfs on /sys/fs/cgroup"))?;
+        mount(
+            Some("cgroup2"),
+            "/sys/fs/cgroup",
+            Some("cgroup2"),
+            hidden,
+            None::<&str>,
+        )
+        .map_err(step_err("mount cgroup2 on /sys/fs/cgroup"))?;
+        // cgroup2 has one superblock for all its mounts, which stays
+        // writable: read-only must be set on this mount itself.
+        mount(
+            None::<&str>,
+            "/sys/fs/cgroup",
+            None::<&str>,
+            MsFlags::MS_REMOUNT | MsFlags::MS_BIND | hidden,
+            None::<&str>,
+        )
+        .map_err(step_err("make /sys/fs/cgroup read-only"))?;
+    }
     if spec.net {
         sys::loopback_up().map_err(step_err("bring up loopback"))?;
     }
@@ -189,7 +258,7 @@ fn create(spec: &SetSpec) -> Result<PendingHolder, SetError> {
         Forked::Child => {
             drop(ready_r);
             drop(go_w);
-            holder_main(ready_w, go_r, holder_exe)
+            holder_main(&spec.owner, ready_w, go_r, holder_exe)
         }
         Forked::Parent(holder) => {
             drop(ready_w);

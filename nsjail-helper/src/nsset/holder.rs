@@ -11,7 +11,7 @@ use std::os::fd::OwnedFd;
 use nix::mount::{mount, MsFlags};
 use nix::sched::{unshare, CloneFlags};
 
-use super::{failpoint, SetError};
+use super::{failpoint, Identity, SetError};
 use crate::sys;
 
 /// Reads the holder's one-byte answer `want`; anything else is the
@@ -30,7 +30,12 @@ pub(super) fn read_token(pipe: &mut File, want: u8, step: &str) -> Result<(), Se
 }
 
 /// The holder, forked by H0. Never returns.
-pub(super) fn holder_main(ready_w: OwnedFd, go_r: OwnedFd, holder_exe: Option<OwnedFd>) -> ! {
+pub(super) fn holder_main(
+    owner: &Identity,
+    ready_w: OwnedFd,
+    go_r: OwnedFd,
+    holder_exe: Option<OwnedFd>,
+) -> ! {
     let mut ready = File::from(ready_w);
     let mut go = File::from(go_r);
     let fail = |ready: &mut File, what: &str, e: io::Error| -> ! {
@@ -65,10 +70,21 @@ pub(super) fn holder_main(ready_w: OwnedFd, go_r: OwnedFd, holder_exe: Option<Ow
         }
     }
     // b. Shed what we inherited from the first login while we still have
-    //    host privileges: its audit loginuid and its session keyring.
+    //    host privileges: its audit loginuid, its session keyring, and the
+    //    signal dispositions H0 set for itself.
     let _ = fs::write("/proc/self/loginuid", "4294967295");
     let _ = sys::join_new_session_keyring();
-    // c. The user namespace together with a new mount namespace: the copy
+    sys::reset_signal_dispositions();
+    // c. Become the set's owner, so that the user namespace made next is
+    //    the user's: the kernel then charges it, and every namespace,
+    //    inotify instance, mqueue byte or pending signal made inside it,
+    //    to the user's own counters, not to root's, which every isolated
+    //    user and root's services share (DESIGN §2c). H0, still root,
+    //    writes the full id maps. The mounts made above stay locked.
+    if let Err(e) = become_owner(owner) {
+        fail(&mut ready, "take the owner's ids", e);
+    }
+    // d. The user namespace together with a new mount namespace: the copy
     //    of every mount above is now locked.
     if let Err(e) = unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS) {
         fail(&mut ready, "unshare user+mount namespaces", e.into());
@@ -81,7 +97,7 @@ pub(super) fn holder_main(ready_w: OwnedFd, go_r: OwnedFd, holder_exe: Option<Ow
     if !matches!(go.read(&mut buf), Ok(1)) {
         sys::exit_now(1);
     }
-    // d. No capabilities at all and no way to regain any; every signal
+    // e. No capabilities at all and no way to regain any; every signal
     //    blocked (taken synchronously by the reaper loop).
     if let Err(e) = drop_all_capabilities() {
         fail(&mut ready, "drop capabilities", e);
@@ -110,7 +126,7 @@ pub(super) fn holder_main(ready_w: OwnedFd, go_r: OwnedFd, holder_exe: Option<Ow
     let _ = ready.write_all(b"X");
     drop(ready);
     drop(go);
-    // e. Become the ~1 kB holder program: a forked copy of this process
+    // f. Become the ~1 kB holder program: a forked copy of this process
     //    would keep every page H0 touched (~500 kB PSS per set). Where
     //    there is no such program, hold in this image: bigger, but just as
     //    correct.
@@ -125,6 +141,21 @@ pub(super) fn holder_main(ready_w: OwnedFd, go_r: OwnedFd, holder_exe: Option<Ow
         );
     }
     sys::hold_forever()
+}
+
+/// Takes `owner`'s groups, gid and uid (real, effective and saved), then
+/// re-arms the parent-death signal, which the kernel clears on a change of
+/// credentials. (Had H0 died in between, the next read of its pipe sees
+/// EOF and the holder exits: nothing is orphaned.)
+fn become_owner(owner: &Identity) -> io::Result<()> {
+    use nix::unistd::{Gid, Uid};
+    let gids: Vec<Gid> = owner.gids.iter().map(|&g| Gid::from_raw(g)).collect();
+    nix::unistd::setgroups(&gids)?;
+    let (uid, gid) = (Uid::from_raw(owner.uid), Gid::from_raw(owner.gid));
+    nix::unistd::setresgid(gid, gid, gid)?;
+    nix::unistd::setresuid(uid, uid, uid)?;
+    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)?;
+    Ok(())
 }
 
 /// Points stdin, stdout and stderr at /dev/null.

@@ -26,6 +26,20 @@ pub fn join_and_drop(
     flags: libc::c_int,
     who: &Identity,
 ) -> Result<(), SetError> {
+    // The set's user namespace belongs to its user (nsset/holder.rs): a
+    // process of that user outside the set holds every capability in it,
+    // so it could ptrace a dumpable root process that has just joined,
+    // until we drop to the user below. Not dumpable, ptrace needs
+    // capabilities in our (the host's) user namespace instead.
+    nix::sys::prctl::set_dumpable(false).map_err(step_err("make the process undumpable"))?;
+    // Test builds: a join that fails, or panics, must still never let
+    // the session go on (the caller's `survive_or_exit`).
+    if super::failpoint_armed("join-fail") {
+        return Err(SetError::new("failpoint", "join-fail"));
+    }
+    if super::failpoint_armed("join-panic") {
+        panic!("failpoint join-panic");
+    }
     // The supplementary groups must be the user's before we leave the host
     // namespaces: never carry root's groups into the session.
     let gids: Vec<Gid> = who.gids.iter().map(|&g| Gid::from_raw(g)).collect();

@@ -1,6 +1,7 @@
 //! Namespace sets: creation with the *locked* layout, and joining.
 //!
-//! A set is a user, mount, pid and ipc namespace (optionally uts and net)
+//! A set is a user, mount, pid and ipc namespace (optionally uts, net and
+//! cgroup)
 //! whose pid 1 is a small holder process. Four parts:
 //!
 //! - `spawn`: the caller's side (sshd's monitor, `nsjail-helper run`):
@@ -44,26 +45,30 @@ pub use spawn::{ExecHelper, SetCreator, Spawned, H0};
 /// Everything H0 needs to build a set; passed on the helper's command line.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SetSpec {
-    /// The user whose set this is.
-    pub uid: u32,
+    /// The user whose set this is: the holder takes these ids before it
+    /// creates the set's user namespace, so the kernel charges that
+    /// namespace, and everything made inside it, to the user (DESIGN §2c).
+    pub owner: Identity,
     pub uid_map: Vec<MapLine>,
     pub gid_map: Vec<MapLine>,
     pub private_tmp: Vec<PathBuf>,
     pub tmp_size: Option<String>,
     pub propagation: Propagation,
     pub uts: bool,
+    /// A cgroup namespace, and a cgroup2 view of only its own subtree.
+    pub cgroup: bool,
     pub net: bool,
 }
 
 impl SetSpec {
     pub fn new(
-        uid: u32,
+        owner: Identity,
         settings: &Settings,
         uid_map: Vec<MapLine>,
         gid_map: Vec<MapLine>,
     ) -> Self {
         SetSpec {
-            uid,
+            owner,
             uid_map,
             gid_map,
             private_tmp: settings.private_tmp.clone(),
@@ -71,17 +76,18 @@ impl SetSpec {
             propagation: settings.propagation,
             uts: settings.namespaces.contains(&Namespace::Uts),
             net: settings.namespaces.contains(&Namespace::Net),
+            cgroup: settings.namespaces.contains(&Namespace::Cgroup),
         }
     }
 
     /// The `setns` flags a session uses to join a set built from this spec.
     pub fn join_flags(&self) -> libc::c_int {
-        join_flags(self.uts, self.net)
+        join_flags(self.uts, self.net, self.cgroup)
     }
 }
 
 /// `setns` flags for joining a set.
-pub fn join_flags(uts: bool, net: bool) -> libc::c_int {
+pub fn join_flags(uts: bool, net: bool, cgroup: bool) -> libc::c_int {
     let mut flags =
         libc::CLONE_NEWUSER | libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWIPC;
     if uts {
@@ -89,6 +95,9 @@ pub fn join_flags(uts: bool, net: bool) -> libc::c_int {
     }
     if net {
         flags |= libc::CLONE_NEWNET;
+    }
+    if cgroup {
+        flags |= libc::CLONE_NEWCGROUP;
     }
     flags
 }
@@ -146,11 +155,20 @@ fn step_err<E: Into<io::Error>>(step: &str) -> impl FnOnce(E) -> SetError + '_ {
 /// process at step `name` when `NSJAIL_FAILPOINT=name`, to prove that a
 /// helper killed at any step leaves nothing behind.
 pub(crate) fn failpoint(name: &str) {
-    #[cfg(feature = "failpoints")]
-    if std::env::var("NSJAIL_FAILPOINT").is_ok_and(|v| v == name) {
+    if failpoint_armed(name) {
         let _ = nix::sys::signal::raise(nix::sys::signal::SIGKILL);
         // pid 1 of a pid namespace ignores signals it sends itself.
         crate::sys::exit_now(137);
     }
+}
+
+/// Test builds only: whether `NSJAIL_FAILPOINT=name` (always false
+/// otherwise), for failpoints that do something else than die.
+pub(crate) fn failpoint_armed(name: &str) -> bool {
+    #[cfg(feature = "failpoints")]
+    if std::env::var("NSJAIL_FAILPOINT").is_ok_and(|v| v == name) {
+        return true;
+    }
     let _ = name;
+    false
 }

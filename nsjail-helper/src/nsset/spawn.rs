@@ -20,6 +20,18 @@ use crate::trust;
 /// every later login of that user with it.
 pub const HELPER_DEADLINE: Duration = Duration::from_secs(10);
 
+/// `HELPER_DEADLINE`, or in test builds `NSJAIL_HELPER_DEADLINE_MS`.
+fn helper_deadline() -> Duration {
+    #[cfg(feature = "failpoints")]
+    if let Some(ms) = std::env::var("NSJAIL_HELPER_DEADLINE_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        return Duration::from_millis(ms);
+    }
+    HELPER_DEADLINE
+}
+
 /// A set just created: its holder, and H0, which has handed it over.
 #[derive(Debug)]
 pub struct Spawned {
@@ -93,7 +105,7 @@ impl SetCreator for ExecHelper {
             .spawn()
             .map_err(step_err(&format!("exec helper {}", self.path.display())))?;
         drop(exe);
-        let deadline = Instant::now() + HELPER_DEADLINE;
+        let deadline = Instant::now() + helper_deadline();
         let result = match (child.stdin.take(), child.stdout.take()) {
             (Some(stdin), Some(stdout)) => hand_over(stdout, stdin, proc_root, deadline),
             _ => Err(SetError::new("helper reply", "no pipe")),

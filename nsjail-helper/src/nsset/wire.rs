@@ -20,7 +20,7 @@ use std::time::Instant;
 
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 
-use super::{SetError, SetSpec, UnitPlacement};
+use super::{Identity, SetError, SetSpec, UnitPlacement};
 use crate::idmap::MapLine;
 use crate::policy::Propagation;
 
@@ -34,10 +34,12 @@ const MAX_LINE: usize = 4096;
 impl SetSpec {
     /// H0's command line, starting with `__create`.
     pub(super) fn to_args(&self) -> Vec<OsString> {
+        let owner = &self.owner;
+        let groups: Vec<String> = owner.gids.iter().map(u32::to_string).collect();
         let mut args: Vec<OsString> = vec![
             "__create".into(),
-            "--uid".into(),
-            self.uid.to_string().into(),
+            "--user".into(),
+            format!("{}:{}:{}", owner.uid, owner.gid, groups.join(",")).into(),
         ];
         let maps = |lines: &[MapLine]| {
             lines
@@ -58,30 +60,41 @@ impl SetSpec {
         if self.uts {
             args.push("--uts".into());
         }
+        if self.cgroup {
+            args.push("--cgroup".into());
+        }
         if self.net {
             args.push("--net".into());
         }
         args
     }
 
-    /// Parses the arguments produced by `to_args` (after `__create`).
+    /// Parses the arguments produced by `to_args` (after `__create`) and
+    /// checks them again: H0 is root, so it trusts no caller to have
+    /// built a safe spec (host root is never mapped, the private dirs are
+    /// ones policy could name, the owner is not root).
     pub fn from_args(args: &[String]) -> Result<SetSpec, String> {
-        let mut uid = None;
+        let mut owner = None;
         let mut spec = SetSpec {
-            uid: 0,
+            owner: Identity {
+                uid: 0,
+                gid: 0,
+                gids: Vec::new(),
+            },
             uid_map: Vec::new(),
             gid_map: Vec::new(),
             private_tmp: Vec::new(),
             tmp_size: None,
             propagation: Propagation::Slave,
             uts: false,
+            cgroup: false,
             net: false,
         };
         let mut it = args.iter();
         while let Some(arg) = it.next() {
             let mut value = || it.next().ok_or_else(|| format!("{arg} needs a value"));
             match arg.as_str() {
-                "--uid" => uid = Some(value()?.parse().map_err(|_| "bad --uid".to_owned())?),
+                "--user" => owner = Some(parse_owner(value()?)?),
                 "--uid-map" => spec.uid_map = parse_map_arg(value()?)?,
                 "--gid-map" => spec.gid_map = parse_map_arg(value()?)?,
                 "--tmp" => spec.private_tmp.push(PathBuf::from(value()?)),
@@ -94,6 +107,7 @@ impl SetSpec {
                     }
                 }
                 "--uts" => spec.uts = true,
+                "--cgroup" => spec.cgroup = true,
                 "--net" => spec.net = true,
                 other => return Err(format!("unknown argument {other}")),
             }
@@ -101,9 +115,65 @@ impl SetSpec {
         if spec.uid_map.is_empty() || spec.gid_map.is_empty() {
             return Err("--uid-map and --gid-map are required".into());
         }
-        spec.uid = uid.ok_or("--uid is required")?;
+        spec.owner = owner.ok_or("--user is required")?;
+        check_map("uid", &spec.uid_map)?;
+        check_map("gid", &spec.gid_map)?;
+        for dir in &spec.private_tmp {
+            let text = dir.to_str().ok_or("private dir is not UTF-8")?;
+            if let Some(why) = crate::policy::private_dir_problem(text) {
+                return Err(format!("private dir {text}: {why}"));
+            }
+        }
+        if let Some(size) = &spec.tmp_size {
+            crate::policy::tmp_size(size).map_err(|why| format!("tmp size {size}: {why}"))?;
+        }
         Ok(spec)
     }
+}
+
+/// `UID:GID:G1,G2,...` (the owner's groups may be empty).
+fn parse_owner(text: &str) -> Result<Identity, String> {
+    let bad = || format!("bad --user {text}");
+    let mut parts = text.splitn(3, ':');
+    let uid: u32 = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
+    let gid: u32 = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
+    let gids = match parts.next() {
+        None | Some("") => Vec::new(),
+        Some(list) => list
+            .split(',')
+            .map(|g| g.parse().map_err(|_| bad()))
+            .collect::<Result<_, _>>()?,
+    };
+    if uid == 0 {
+        return Err("a set is never made for root".into());
+    }
+    Ok(Identity { uid, gid, gids })
+}
+
+/// Host root is never mapped, and no line may wrap around.
+fn check_map(which: &str, lines: &[MapLine]) -> Result<(), String> {
+    if lines.len() > crate::idmap::MAX_LINES {
+        return Err(format!(
+            "{which} map has more than {} lines",
+            crate::idmap::MAX_LINES
+        ));
+    }
+    for l in lines {
+        let end = |start: u32| start.checked_add(l.count).filter(|_| l.count > 0);
+        if end(l.inside).is_none() || end(l.outside).is_none() {
+            return Err(format!(
+                "{which} map line {} {} {} is empty or wraps around",
+                l.inside, l.outside, l.count
+            ));
+        }
+        if l.outside == 0 {
+            return Err(format!(
+                "{which} map line {} {} {} maps host root",
+                l.inside, l.outside, l.count
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn parse_map_arg(text: &str) -> Result<Vec<MapLine>, String> {
@@ -217,7 +287,11 @@ mod tests {
     #[test]
     fn spec_round_trips_through_arguments() {
         let spec = SetSpec {
-            uid: 1001,
+            owner: Identity {
+                uid: 1001,
+                gid: 1002,
+                gids: vec![1002, 27],
+            },
             uid_map: vec![MapLine {
                 inside: 1001,
                 outside: 1001,
@@ -239,6 +313,7 @@ mod tests {
             tmp_size: Some("512M".into()),
             propagation: Propagation::Private,
             uts: true,
+            cgroup: true,
             net: false,
         };
         let args: Vec<String> = spec.to_args()[1..]
@@ -263,6 +338,80 @@ mod tests {
             .is_err(),
             "--uid is required"
         );
+    }
+
+    fn args(user: &str, uid_map: &str, gid_map: &str, extra: &[&str]) -> Vec<String> {
+        ["--user", user, "--uid-map", uid_map, "--gid-map", gid_map]
+            .iter()
+            .chain(extra)
+            .map(|s| s.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn h0_rechecks_what_it_is_asked_to_build() {
+        let ok = SetSpec::from_args(&args(
+            "1001:1002:1002",
+            "1001:1001:1,1:100001:1000",
+            "1002:1002:1",
+            &[],
+        ));
+        assert!(ok.is_ok(), "{ok:?}");
+        for (user, uid_map, gid_map, extra, why) in [
+            (
+                "1001:1002:",
+                "0:0:1",
+                "1002:1002:1",
+                &[][..],
+                "maps host root",
+            ),
+            (
+                "1001:1002:",
+                "1001:1001:1",
+                "0:0:4294967295",
+                &[],
+                "maps host root",
+            ),
+            (
+                "1001:1002:",
+                "5:4294967295:2",
+                "1002:1002:1",
+                &[],
+                "wraps around",
+            ),
+            ("1001:1002:", "1001:1001:0", "1002:1002:1", &[], "is empty"),
+            (
+                "0:0:",
+                "1001:1001:1",
+                "1002:1002:1",
+                &[],
+                "never made for root",
+            ),
+            (
+                "1001:1002:",
+                "1001:1001:1",
+                "1002:1002:1",
+                &["--tmp", "/"],
+                "cannot be /",
+            ),
+            (
+                "1001:1002:",
+                "1001:1001:1",
+                "1002:1002:1",
+                &["--tmp", "/proc/x"],
+                "must not be under /proc",
+            ),
+            (
+                "1001:1002:",
+                "1001:1001:1",
+                "1002:1002:1",
+                &["--tmp-size", "0"],
+                "tmp size 0",
+            ),
+        ] {
+            let err = SetSpec::from_args(&args(user, uid_map, gid_map, extra)).expect_err(why);
+            assert!(err.contains(why), "{err} (wanted {why})");
+        }
     }
 
     #[test]

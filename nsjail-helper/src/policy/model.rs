@@ -17,17 +17,19 @@ pub enum Namespace {
     Ipc,
     Uts,
     Net,
+    Cgroup,
 }
 
 impl Namespace {
     /// Every namespace, in the order the kernel joins them.
-    pub const ALL: [Namespace; 6] = [
+    pub const ALL: [Namespace; 7] = [
         Namespace::User,
         Namespace::Mount,
         Namespace::Pid,
         Namespace::Ipc,
         Namespace::Uts,
         Namespace::Net,
+        Namespace::Cgroup,
     ];
     /// The namespaces an isolating policy must include: without any one of
     /// them the isolation DESIGN §1 promises does not hold.
@@ -47,6 +49,7 @@ impl Namespace {
             Namespace::Ipc => "ipc",
             Namespace::Uts => "uts",
             Namespace::Net => "net",
+            Namespace::Cgroup => "cgroup",
         }
     }
 
@@ -126,13 +129,18 @@ choice!(
     }
 );
 
+/// `size=` of each private tmpfs when no policy sets `tmp_size`: the
+/// kernel's own default is half of RAM per mount, three mounts per set.
+pub const DEFAULT_TMP_SIZE: &str = "10%";
+
 /// What an isolating policy does.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Settings {
     pub namespaces: Vec<Namespace>,
     pub share: Share,
     pub private_tmp: Vec<PathBuf>,
-    /// Canonical tmpfs `size=` value, e.g. "512M" or "10%".
+    /// Canonical tmpfs `size=` value, e.g. "512M" or "10%" (by default
+    /// `DEFAULT_TMP_SIZE`; `None` only from a spec built by hand).
     pub tmp_size: Option<String>,
     pub propagation: Propagation,
     pub subids: SubidMode,
@@ -149,7 +157,7 @@ impl Default for Settings {
                 .into_iter()
                 .map(PathBuf::from)
                 .collect(),
-            tmp_size: None,
+            tmp_size: Some(DEFAULT_TMP_SIZE.to_owned()),
             propagation: Propagation::Slave,
             subids: SubidMode::Required,
             on_logout: OnLogout::Kill,

@@ -307,7 +307,7 @@ impl Validator<'_> {
                 None => self.error(
                     item.span(),
                     format!(
-                        "unknown namespace {:?}: expected \"user\", \"mount\", \"pid\", \"ipc\" (required) and optionally \"uts\", \"net\"",
+                        "unknown namespace {:?}: expected \"user\", \"mount\", \"pid\", \"ipc\" (required) and optionally \"uts\", \"net\", \"cgroup\"",
                         item.get_ref()
                     ),
                 ),
@@ -395,7 +395,7 @@ fn missing_namespaces(list: &[Namespace]) -> Option<String> {
         .collect();
     (!missing.is_empty()).then(|| {
         format!(
-            "namespaces must include \"user\", \"mount\", \"pid\" and \"ipc\" when isolating (missing: {}); \"uts\" and \"net\" are the optional extras",
+            "namespaces must include \"user\", \"mount\", \"pid\" and \"ipc\" when isolating (missing: {}); \"uts\", \"net\" and \"cgroup\" are the optional extras",
             missing.join(", ")
         )
     })
@@ -475,7 +475,7 @@ pub(crate) fn private_dir_problem(p: &str) -> Option<&'static str> {
 /// The canonical tmpfs `size=` for `v`: a positive number with an
 /// optional k/m/g suffix (either case; printed upper-case, leading zeros
 /// dropped), or a percentage of RAM from 1% to 100%.
-fn tmp_size(v: &str) -> Result<String, String> {
+pub(crate) fn tmp_size(v: &str) -> Result<String, String> {
     const EXPECTED: &str =
         "expected a size like \"512M\", \"2G\", \"65536K\", \"4096\" or a percentage \"1%\"..\"100%\"";
     let digits_only = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());

@@ -290,6 +290,10 @@ impl Outcome {
                         ));
                     }
                 }
+                for note in &p.opened.notes {
+                    level = Level::Warning;
+                    detail.push_str(&format!(" warning=\"{}\"", note.replace('"', "'")));
+                }
                 if req.app == App::Pamtester {
                     detail.push_str(
                         " note=\"pamtester: set opened and released, nothing runs in it\"",

@@ -97,7 +97,16 @@ pub fn plan(user: &UserInfo, settings: &Settings, etc: &Path) -> Result<Plan, Se
     let uid_map = idmap::build(&uids, subuid).map_err(|e| SessionError::Map(e.to_string()))?;
     let gid_map = idmap::build(&gids, subgid).map_err(|e| SessionError::Map(e.to_string()))?;
     Ok(Plan {
-        spec: SetSpec::new(user.uid, settings, uid_map, gid_map),
+        spec: SetSpec::new(
+            nsset::Identity {
+                uid: user.uid,
+                gid: user.gid,
+                gids: user.all_gids(),
+            },
+            settings,
+            uid_map,
+            gid_map,
+        ),
         subuid,
         subgid,
         warnings,
@@ -118,6 +127,8 @@ pub struct Opened {
     /// Where systemd keeps a set this open created (`NoSystemd` when it
     /// joined one).
     pub unit: nsset::UnitPlacement,
+    /// What the registry had to repair on the way (a corrupt record).
+    pub notes: Vec<String>,
 }
 
 impl Opened {
@@ -159,6 +170,7 @@ pub fn open(reg: &Registry, req: &OpenRequest<'_>) -> Result<Opened, SessionErro
                     created: false,
                     h0: nsset::H0::default(),
                     unit: nsset::UnitPlacement::NoSystemd,
+                    notes: reg.take_notes(),
                 });
             }
             // The holder died or its pid now belongs to someone else: the
@@ -186,6 +198,7 @@ pub fn open(reg: &Registry, req: &OpenRequest<'_>) -> Result<Opened, SessionErro
         holder: holder.id,
         userns: holder.userns,
         uts: plan.spec.uts,
+        cgroup: plan.spec.cgroup,
         net: plan.spec.net,
         created: registry::now_secs(),
         sessions: vec![req.opener],
@@ -202,6 +215,7 @@ pub fn open(reg: &Registry, req: &OpenRequest<'_>) -> Result<Opened, SessionErro
         created: true,
         h0,
         unit,
+        notes: reg.take_notes(),
     })
 }
 
@@ -242,8 +256,17 @@ pub fn close(reg: &Registry, uid: u32, key: &str, opener_pid: i32) -> Result<Clo
     })
 }
 
-/// Kills every set of `uid`; returns the keys it ended.
-pub fn stop_user(reg: &Registry, uid: u32) -> Result<Vec<String>, SessionError> {
+/// A set `stop_user` ended.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Stopped {
+    pub key: String,
+    /// Logins of the set whose opener (sshd's monitor, `run`, …) was ended
+    /// too, so nothing of them (port forwarding, say) outlives the set.
+    pub logins: usize,
+}
+
+/// Kills every set of `uid`, then ends each of its logins' openers.
+pub fn stop_user(reg: &Registry, uid: u32) -> Result<Vec<Stopped>, SessionError> {
     let _lock = reg.lock_user(uid)?;
     let mut ended = Vec::new();
     for rec in reg.sets_of(uid) {
@@ -251,9 +274,36 @@ pub fn stop_user(reg: &Registry, uid: u32) -> Result<Vec<String>, SessionError> 
             registry::kill_holder(&holder, TEARDOWN_WAIT_MS)?;
         }
         reg.remove(&rec.key)?;
-        ended.push(rec.key);
+        let logins = rec
+            .sessions
+            .iter()
+            .filter(|s| end_process(reg.proc_root(), **s))
+            .count();
+        ended.push(Stopped {
+            key: rec.key,
+            logins,
+        });
     }
     Ok(ended)
+}
+
+/// Ends the process `id` if it is still that process: SIGTERM, then
+/// SIGKILL if it has not gone within the teardown wait. True if it was
+/// alive.
+fn end_process(proc_root: &Path, id: ProcId) -> bool {
+    use std::os::fd::AsFd;
+    let Ok(pidfd) = crate::sys::pidfd_open(id.pid) else {
+        return false;
+    };
+    // The pidfd pins the process; check it is the one recorded.
+    if !crate::procfs::is_alive(proc_root, id) {
+        return false;
+    }
+    let _ = crate::sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGTERM);
+    if !registry::pidfd_exited(pidfd.as_fd(), TEARDOWN_WAIT_MS).unwrap_or(false) {
+        let _ = crate::sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
+    }
+    true
 }
 
 /// One syslog line per decision, in the format admins grep for.

@@ -272,7 +272,8 @@ fn share_session_gives_each_login_its_own_set_and_linger_keeps_it() {
         "{POLICY}share = \"session\"\non_logout = \"linger\"\n"
     ));
     let a = placed(login(&host, &request("alice", App::Sshd, me())));
-    let b = placed(login(&host, &request("alice", App::Sshd, me())));
+    let (mut other, other_id) = other_opener();
+    let b = placed(login(&host, &request("alice", App::Sshd, other_id)));
     assert_ne!(a.opened.key, b.opened.key);
     assert!(a.opened.key.starts_with("s2001."));
     assert_eq!(host.created(), 2);
@@ -283,8 +284,18 @@ fn share_session_gives_each_login_its_own_set_and_linger_keeps_it() {
         "on_logout=linger keeps the set"
     );
     assert!(procfs::is_alive(Path::new("/proc"), a.opened.holder.id));
-    assert_eq!(stop_user(&reg, 2001).expect("stop").len(), 2);
+    // stop ends both sets, and the login still open in one of them.
+    let mut stopped = stop_user(&reg, 2001).expect("stop");
+    stopped.sort_by_key(|s| s.logins);
+    assert_eq!(stopped.iter().map(|s| s.logins).collect::<Vec<_>>(), [0, 1]);
     assert!(!procfs::is_alive(Path::new("/proc"), a.opened.holder.id));
+    assert!(!procfs::is_alive(Path::new("/proc"), b.opened.holder.id));
+    let status = other.wait().expect("wait");
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(libc::SIGTERM),
+        "the open login's opener was ended"
+    );
 }
 
 #[test]

@@ -254,6 +254,11 @@ fn built_in_defaults_without_a_defaults_table() {
         Settings::default().private_tmp,
         ["/tmp", "/var/tmp", "/dev/shm"].map(PathBuf::from)
     );
+    assert_eq!(
+        Settings::default().tmp_size.as_deref(),
+        Some("10%"),
+        "private tmpfs are bounded unless a policy says otherwise"
+    );
 }
 
 #[test]

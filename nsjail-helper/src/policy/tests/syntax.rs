@@ -77,7 +77,7 @@ fn table_shape_mistakes_get_a_hint() {
 fn namespaces_are_checked() {
     one_err(
         &with("namespaces = [\"user\", \"mount\", \"pid\", \"ipc\", \"time\"]"),
-        "/p.toml:4:46: unknown namespace \"time\": expected \"user\", \"mount\", \"pid\", \"ipc\" (required) and optionally \"uts\", \"net\"",
+        "/p.toml:4:46: unknown namespace \"time\": expected \"user\", \"mount\", \"pid\", \"ipc\" (required) and optionally \"uts\", \"net\", \"cgroup\"",
     );
     one_err(
         &with("namespaces = [\"user\", \"mount\", \"pid\", \"ipc\", \"pid\"]"),
@@ -85,12 +85,15 @@ fn namespaces_are_checked() {
     );
     one_err(
         &with("namespaces = [\"user\", \"net\"]"),
-        "/p.toml:4:14: namespaces must include \"user\", \"mount\", \"pid\" and \"ipc\" when isolating (missing: mount, pid, ipc); \"uts\" and \"net\" are the optional extras",
+        "/p.toml:4:14: namespaces must include \"user\", \"mount\", \"pid\" and \"ipc\" when isolating (missing: mount, pid, ipc); \"uts\", \"net\" and \"cgroup\" are the optional extras",
     );
     let e = errs(&with("namespaces = []"));
     assert!(e[0].contains("missing: user, mount, pid, ipc"), "{e:?}");
     // An exemption may list anything valid: it creates no namespaces.
     cfg(&with("isolate = false\nnamespaces = [\"net\"]"));
+    cfg(&with(
+        "namespaces = [\"user\", \"mount\", \"pid\", \"ipc\", \"cgroup\"]",
+    ));
 }
 
 #[test]
@@ -104,7 +107,7 @@ fn defaults_namespaces_are_checked_when_something_inherits_them() {
     // An isolating policy inherits them: the error points at [defaults].
     one_err(
         &format!("{base}[[policy]]\nname = \"x\"\ngroups = [\"g\"]\n"),
-        "/p.toml:2:14: namespaces must include \"user\", \"mount\", \"pid\" and \"ipc\" when isolating (missing: mount, ipc); \"uts\" and \"net\" are the optional extras (policy \"x\" at line 3 inherits this list)",
+        "/p.toml:2:14: namespaces must include \"user\", \"mount\", \"pid\" and \"ipc\" when isolating (missing: mount, ipc); \"uts\", \"net\" and \"cgroup\" are the optional extras (policy \"x\" at line 3 inherits this list)",
     );
     // [defaults] that isolates is checked directly.
     let e = errs("[defaults]\nisolate = true\nnamespaces = [\"user\"]\n");
