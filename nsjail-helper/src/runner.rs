@@ -122,6 +122,26 @@ pub fn run_in_set(
 ) -> io::Result<i32> {
     // Our children enter the pid namespace; we do not.
     setns(pidfd, CloneFlags::CLONE_NEWPID)?;
+    start(prog, h0, || {
+        nsset::join_and_drop(pidfd, join_flags, who).map_err(|e| format!("join namespace set: {e}"))
+    })
+}
+
+/// Runs `prog` as `who` on the host (a user the policy does not isolate).
+pub fn run_on_host(who: &Identity, prog: &Program) -> io::Result<i32> {
+    start(prog, nsset::H0::default(), || {
+        become_user(who).map_err(|e| format!("drop privileges: {e}"))
+    })
+}
+
+/// Forks a child that gets its stdio (`relay.rs`), becomes the user with
+/// `take_identity`, and executes `prog`; reaps `h0` once the child runs, relays
+/// its terminal, and returns its shell-style status.
+fn start(
+    prog: &Program,
+    h0: nsset::H0,
+    take_identity: impl FnOnce() -> Result<(), String>,
+) -> io::Result<i32> {
     let plumbing = Plumbing::new()?;
     let _quiet = (!plumbing.has_pty()).then(sys::IgnoreInterrupts::new);
     let pid = child::fork_child(|| {
@@ -129,31 +149,13 @@ pub fn run_in_set(
             eprintln!("nsjail-helper: stdio: {e}");
             return 127;
         }
-        if let Err(e) = nsset::join_and_drop(pidfd, join_flags, who) {
-            eprintln!("nsjail-helper: join namespace set: {e}");
+        if let Err(e) = take_identity() {
+            eprintln!("nsjail-helper: {e}");
             return 127;
         }
         prog.exec()
     })?;
     drop(h0);
-    plumbing.relay(pid)
-}
-
-/// Runs `prog` as `who` on the host (a user the policy does not isolate).
-pub fn run_on_host(who: &Identity, prog: &Program) -> io::Result<i32> {
-    let plumbing = Plumbing::new()?;
-    let _quiet = (!plumbing.has_pty()).then(sys::IgnoreInterrupts::new);
-    let pid = child::fork_child(|| {
-        if let Err(e) = plumbing.child_side() {
-            eprintln!("nsjail-helper: stdio: {e}");
-            return 127;
-        }
-        if let Err(e) = become_user(who) {
-            eprintln!("nsjail-helper: drop privileges: {e}");
-            return 127;
-        }
-        prog.exec()
-    })?;
     plumbing.relay(pid)
 }
 

@@ -184,16 +184,8 @@ fn child_without_set(pamh: &mut PamHandle, args: &ModuleArgs) -> PamResultCode {
             else {
                 child::exit_now(1)
             };
-            let host = System::new(&args.config, ExecHelper::new(&args.helper));
-            let req = LoginRequest {
-                user: &name,
-                service: &service,
-                app: App::of_this_process(&service),
-                on_error: args.on_error,
-                auth_line_seen: true,
-                opener,
-            };
-            match session::refusal_without_session(&host, &req) {
+            let req = login_request(&name, &service, args, true, opener);
+            match session::refusal_without_session(&system(args), &req) {
                 None => return PamResultCode::PAM_IGNORE,
                 Some(error) => decision_line(
                     &name,
@@ -208,6 +200,29 @@ fn child_without_set(pamh: &mut PamHandle, args: &ModuleArgs) -> PamResultCode {
     };
     ffi::syslog(pamh, LOG_ERR, &format!("{refusal} (session process exits)"));
     child::exit_now(1)
+}
+
+/// The system the module's logins run against.
+fn system(args: &ModuleArgs) -> System {
+    System::new(&args.config, ExecHelper::new(&args.helper))
+}
+
+/// This login, as `session::login` wants it.
+fn login_request<'a>(
+    name: &'a str,
+    service: &'a str,
+    args: &ModuleArgs,
+    auth_line_seen: bool,
+    opener: nsjail::procfs::ProcId,
+) -> LoginRequest<'a> {
+    LoginRequest {
+        user: name,
+        service,
+        app: App::of_this_process(service),
+        on_error: args.on_error,
+        auth_line_seen,
+        opener,
+    }
 }
 
 fn service_name(pamh: &PamHandle) -> String {
@@ -231,31 +246,18 @@ fn open_session(pamh: &mut PamHandle, args: &ModuleArgs) -> PamResultCode {
         }
     };
     let pid = std::process::id();
+    let refusal = |detail: &str| decision_line(&name, &service, "-", "refused", "-", detail);
     let Some(opener) = procfs::proc_id(Path::new(paths::PROC), pid as i32) else {
         ffi::syslog(
             pamh,
             LOG_ERR,
-            &decision_line(
-                &name,
-                &service,
-                "-",
-                "refused",
-                "-",
-                "error=\"cannot read own /proc entry\"",
-            ),
+            &refusal("error=\"cannot read own /proc entry\""),
         );
         return PamResultCode::PAM_SESSION_ERR;
     };
-    let host = System::new(&args.config, ExecHelper::new(&args.helper));
-    let req = LoginRequest {
-        user: &name,
-        service: &service,
-        app: App::of_this_process(&service),
-        on_error: args.on_error,
-        auth_line_seen: ffi::auth_seen(pamh).is_some_and(|a| a.pid == pid),
-        opener,
-    };
-    let outcome = session::login(&host, &req);
+    let auth_line_seen = ffi::auth_seen(pamh).is_some_and(|a| a.pid == pid);
+    let req = login_request(&name, &service, args, auth_line_seen, opener);
+    let outcome = session::login(&system(args), &req);
     let (level, line) = outcome.log_line(&req, args.debug);
     let Outcome::Placed(placement) = outcome else {
         ffi::syslog(pamh, priority(level), &line);
@@ -271,14 +273,7 @@ fn open_session(pamh: &mut PamHandle, args: &ModuleArgs) -> PamResultCode {
             ffi::syslog(
                 pamh,
                 LOG_ERR,
-                &decision_line(
-                    &name,
-                    &service,
-                    "-",
-                    "refused",
-                    "-",
-                    "note=\"sshd-session continues after a failed open_session: pam_nsjail ends this connection\"",
-                ),
+                &refusal("note=\"sshd-session continues after a failed open_session: pam_nsjail ends this connection\""),
             );
             child::exit_now(255);
         }

@@ -176,16 +176,7 @@ fn create(spec: &SetSpec) -> Result<PendingHolder, SetError> {
         data.push_str(size);
     }
     for dir in &spec.private_tmp {
-        let step = format!("mount tmpfs on {}", dir.display());
-        let fd = trust::open_root_dir_path(dir).map_err(step_err(&step))?;
-        mount(
-            Some("tmpfs"),
-            trust::fd_path(&fd).as_str(),
-            Some("tmpfs"),
-            MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-            Some(data.as_str()),
-        )
-        .map_err(step_err(&step))?;
+        mount_tmpfs(dir, MsFlags::MS_NOSUID | MsFlags::MS_NODEV, &data)?;
     }
     // 4b. The lock directories every program may write (/run/lock, 1777,
     //     and /var/lock where it is a directory, not a link to it) are
@@ -196,16 +187,8 @@ fn create(spec: &SetSpec) -> Result<PendingHolder, SetError> {
         if !is_dir || spec.private_tmp.iter().any(|p| p == dir) {
             continue;
         }
-        let step = format!("mount tmpfs on {}", dir.display());
-        let fd = trust::open_root_dir_path(dir).map_err(step_err(&step))?;
-        mount(
-            Some("tmpfs"),
-            trust::fd_path(&fd).as_str(),
-            Some("tmpfs"),
-            MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-            Some(LOCK_DIR_OPTIONS),
-        )
-        .map_err(step_err(&step))?;
+        let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+        mount_tmpfs(dir, flags, LOCK_DIR_OPTIONS)?;
     }
     if spec.cgroup {
         // A cgroup2 view of the namespace's own subtree only, read-only,
@@ -278,6 +261,22 @@ fn create(spec: &SetSpec) -> Result<PendingHolder, SetError> {
             result
         }
     }
+}
+
+/// Mounts a fresh tmpfs on `dir`, reached through an fd opened without
+/// following a symlink, each component checked (trust.rs), so root never
+/// follows a path a user could have changed.
+fn mount_tmpfs(dir: &Path, flags: MsFlags, data: &str) -> Result<(), SetError> {
+    let step = format!("mount tmpfs on {}", dir.display());
+    let fd = trust::open_root_dir_path(dir).map_err(step_err(&step))?;
+    mount(
+        Some("tmpfs"),
+        trust::fd_path(&fd).as_str(),
+        Some("tmpfs"),
+        flags,
+        Some(data),
+    )
+    .map_err(step_err(&step))
 }
 
 /// H0 after the fork: waits for the holder's user namespace, writes its
