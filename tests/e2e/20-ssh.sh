@@ -81,6 +81,25 @@ check_eq "after alice's last logout no process of hers remains" 0 "$(pgrep -u al
 check "syslog: the set was ended at logout" log_has "user=alice .*action=closed set=u$uid_alice set_ended=yes"
 check "no holder is left" sh -c '! pgrep -x nsjail-holder'
 
+# ---- share = session; on_logout = linger ---------------------------------------------------
+set_policy "$(test_policy | sed 's/share = "user"/share = "session"/')"
+ssh_as alice 'readlink /proc/self/ns/pid >~/first-ns; exec sleep 4' &
+s1=$!
+wait_for test -s /home/alice/first-ns
+second=$(ssh_as alice 'readlink /proc/self/ns/pid; ps -e -o comm= | grep -c "^sleep$"' | tr '\n' '|')
+check "share=session: a concurrent second login of alice gets a set of its own" \
+    sh -c "case '$second' in pid:*) [ '\$(cat /home/alice/first-ns)' != '${second%%|*}' ] ;; *) false ;; esac"
+check_eq "share=session: the second login does not see the first one's processes" 0 "$(printf '%s' "$second" | cut -d'|' -f2)"
+wait $s1
+rm -f /home/alice/first-ns
+set_policy "$(test_policy | sed 's/on_logout = "kill"/on_logout = "linger"/')"
+ssh_as alice 'setsid nohup sleep 300 >/dev/null 2>&1 </dev/null & echo started'
+check "on_logout=linger: after the logout the set and its background job live on" \
+    sh -c "nsjail-helper enter alice -- ps -e -o comm= | grep -qx sleep"
+check_eq "on_logout=linger: the next login joins that set and sees its job" 1 "$(ssh_as alice 'ps -e -o comm= | grep -cx sleep')"
+nsjail-helper stop alice >/dev/null
+set_policy "$(test_policy)"
+
 # ---- nsjail-helper stop ends the user's logins, port forwarding and all ---------------------
 sleep 30 | ssh "${SSH_OPTS[@]}" -W "127.0.0.1:$SSH_PORT" alice@127.0.0.1 >/run/nsjail-test/fwd.out 2>/dev/null &
 fwd=$!
