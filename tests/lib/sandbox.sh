@@ -103,13 +103,15 @@ sandbox_setup() {
     mount -t tmpfs -o mode=755 tmpfs /run
     mount -t tmpfs -o mode=1777 tmpfs /tmp
     # /dev: an overlay so /dev/log can be created without touching the
-    # host's devtmpfs; the pts and shm mounts are bound back in.
+    # host's devtmpfs; the pts mount is bound back in.
     mkdir -p "$d/devsave"
     mount --rbind /dev "$d/devsave"
     mount -t overlay overlay -o "lowerdir=/dev,upperdir=$d/dev.up,workdir=$d/dev.work" /dev
     mount --rbind "$d/devsave/pts" /dev/pts
-    mount --rbind "$d/devsave/shm" /dev/shm
-    [ -d "$d/devsave/mqueue" ] && mount --rbind "$d/devsave/mqueue" /dev/mqueue 2>/dev/null
+    # The host's /dev/shm and mqueue stay the host's: the sandbox has its
+    # own (and its own IPC namespace, which the mqueue mount shows).
+    mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /dev/shm
+    [ -d /dev/mqueue ] && mount -t mqueue mqueue /dev/mqueue 2>/dev/null
     mkdir -p /run/sshd /run/nsjail-test
     chmod 755 /run/sshd
     # As on a host: a lock directory any program may write.
