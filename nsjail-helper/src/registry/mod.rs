@@ -102,7 +102,9 @@ impl SetRecord {
                 "net" => rec.net = v == "true",
                 "created" => rec.created = v.parse().ok()?,
                 "session" => rec.sessions.push(proc_id(v)?),
-                _ => return None,
+                // A key a newer version writes: a record is not corrupt
+                // for it (which would end its live set).
+                _ => {}
             }
         }
         (rec.holder.pid > 0 && !rec.user.is_empty()).then_some(rec)

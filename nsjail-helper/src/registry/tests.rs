@@ -111,6 +111,13 @@ fn a_corrupt_record_ends_its_verified_holder_and_is_kept_aside() {
 }
 
 #[test]
+fn keys_of_a_newer_version_are_not_corruption() {
+    let mut text = sample().render();
+    text.push_str("somefuturekey=1\n");
+    assert_eq!(SetRecord::parse("u1001", &text), Some(sample()));
+}
+
+#[test]
 fn corrupt_records_are_rejected() {
     assert_eq!(SetRecord::parse("u1", "user=alice\nholder=x:1\n"), None);
     assert_eq!(SetRecord::parse("u1", "bogus=1\n"), None);
