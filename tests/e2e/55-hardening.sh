@@ -165,7 +165,9 @@ nsjail-helper stop alice >/dev/null
 # ---- check never changes what logins fall back to ---------------------------------------------
 set_policy "$(test_policy)"
 pamtester sshd carol open_session close_session >/dev/null 2>&1 # a login: remembered
-set_policy "$(test_policy | sed 's/groups = \["admins"\]/groups = ["nobody-at-all"]/')"
+# A valid policy that isolates carol too, only checked, never used.
+set_policy "$(test_policy | sed 's/isolate = false/isolate = true/')"
+check_eq "control: that policy isolates carol" "isolate" "$(nsjail-helper explain carol | sed -n 's/^action: *\([a-z]*\).*/\1/p')"
 nsjail-helper check >/dev/null 2>&1
 set_policy 'broken ['
 log_clear
