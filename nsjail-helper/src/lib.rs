@@ -11,6 +11,7 @@ pub mod cli;
 pub mod dbus;
 pub mod idmap;
 pub mod log;
+pub mod net;
 pub mod nsset;
 pub mod paths;
 pub mod policy;

@@ -1,7 +1,8 @@
 # shellcheck shell=bash
 # Hermetic sandbox for end-to-end tests (DESIGN §5). Source it, then call
 # `sandbox_enter "$@"` first thing: the script re-runs itself as pid 1 of a
-# private mount+pid+ipc namespace where /etc and /usr are overlays (upper
+# private mount+pid+ipc+network namespace (loopback only, so sshd's port,
+# nftables, forwarding and links are the sandbox's own) where /etc and /usr are overlays (upper
 # dirs under /var/tmp, removed afterwards), /home, /run and /tmp are tmpfs
 # and /dev is an overlay holding a syslog socket at /dev/log. Users, sshd,
 # IPC objects and every namespace set die with the sandbox; nothing
@@ -49,7 +50,7 @@ sandbox_enter() {
     esac
     dir=$(mktemp -d /var/tmp/nsjail-test.XXXXXX)
     NSJAIL_SANDBOX=1 SB_DIR=$dir SB_LOWER=$lower \
-        unshare --mount --pid --ipc --fork --mount-proc --propagation private \
+        unshare --mount --pid --ipc --net --fork --mount-proc --propagation private \
         -- bash "$0" "$@"
     rc=$?
     rm -rf "$dir"
@@ -85,6 +86,7 @@ sandbox_setup() {
     set -u
     local d=$SB_DIR x
     [ -n "${SB_IN_ROOT:-}" ] && umount -l /.oldroot
+    ip link set lo up
     # The checkout may live under /tmp, /home or /run, which get tmpfs
     # below: reach it through a bind mount in the sandbox's own directory.
     mkdir -p "$d/repo"

@@ -54,6 +54,7 @@ pub fn create_main(spec: &SetSpec) -> i32 {
                 .map(|p| Ready {
                     pid: p.pid,
                     unit: p.unit.clone(),
+                    lease: p.lease.clone(),
                 })
                 .map_err(Clone::clone)
         )
@@ -88,6 +89,7 @@ struct PendingHolder {
     ready: File,
     go: File,
     unit: UnitPlacement,
+    lease: Option<crate::net::Lease>,
 }
 
 impl PendingHolder {
@@ -138,7 +140,14 @@ fn create(spec: &SetSpec) -> Result<PendingHolder, SetError> {
 
     // 2. Private mount and ipc namespaces (and uts/net if asked), still
     //    owned by the host user namespace so a user inside can never
-    //    administer them.
+    //    administer them. A private network needs the host's network
+    //    namespace once more, to make the set's link.
+    let host_net = match spec.private_net {
+        Some(_) => {
+            Some(File::open("/proc/self/ns/net").map_err(step_err("open host network namespace"))?)
+        }
+        None => None,
+    };
     let mut flags = CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWIPC;
     if spec.uts {
         flags |= CloneFlags::CLONE_NEWUTS;
@@ -228,6 +237,13 @@ fn create(spec: &SetSpec) -> Result<PendingHolder, SetError> {
     if spec.net {
         sys::loopback_up().map_err(step_err("bring up loopback"))?;
     }
+    // 4c. The set's own link, address and routes (see crate::net); if
+    //     anything later fails, they go with this network namespace.
+    let lease = match (&spec.private_net, &host_net) {
+        (Some(p), Some(host)) => Some(crate::net::attach_private(p, host)?),
+        _ => None,
+    };
+    drop(host_net);
 
     failpoint("h0-after-mounts");
     // 5. The pid namespace applies to our next child, the holder.
@@ -253,6 +269,7 @@ fn create(spec: &SetSpec) -> Result<PendingHolder, SetError> {
                 ready,
                 go,
                 unit,
+                lease,
             });
             if result.is_err() {
                 let _ = kill(Pid::from_raw(holder), Signal::SIGKILL);

@@ -34,7 +34,7 @@ use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 
 use crate::idmap::MapLine;
-use crate::policy::{Namespace, Propagation, Settings};
+use crate::policy::{Namespace, Network, Propagation, Settings};
 use crate::procfs::ProcId;
 
 pub use create::create_main;
@@ -58,6 +58,8 @@ pub struct SetSpec {
     /// A cgroup namespace, and a cgroup2 view of only its own subtree.
     pub cgroup: bool,
     pub net: bool,
+    /// With `net`: the set's own link to the host (`network = "private"`).
+    pub private_net: Option<crate::net::PrivateSpec>,
 }
 
 impl SetSpec {
@@ -75,7 +77,11 @@ impl SetSpec {
             tmp_size: settings.tmp_size.clone(),
             propagation: settings.propagation,
             uts: settings.namespaces.contains(&Namespace::Uts),
-            net: settings.namespaces.contains(&Namespace::Net),
+            net: settings.network != Network::Host,
+            private_net: (settings.network == Network::Private).then(|| crate::net::PrivateSpec {
+                pool: settings.net_config.pool,
+                allow_host: settings.net_config.allow_host.clone(),
+            }),
             cgroup: settings.namespaces.contains(&Namespace::Cgroup),
         }
     }

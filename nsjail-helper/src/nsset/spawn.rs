@@ -39,6 +39,8 @@ pub struct Spawned {
     pub h0: H0,
     /// Whether systemd gave the set a scope of its own.
     pub unit: UnitPlacement,
+    /// The set's private network, if it has one.
+    pub lease: Option<crate::net::Lease>,
 }
 
 /// The H0 process of a set just created. Once it has said `done`, how it
@@ -117,7 +119,12 @@ impl SetCreator for ExecHelper {
             let _ = child.kill();
         }
         let h0 = H0(Some(child));
-        result.map(|(holder, unit)| Spawned { holder, h0, unit })
+        result.map(|(holder, ready)| Spawned {
+            holder,
+            h0,
+            unit: ready.unit,
+            lease: ready.lease,
+        })
     }
 }
 
@@ -130,7 +137,7 @@ fn hand_over(
     mut release: impl Write,
     proc_root: &Path,
     deadline: Instant,
-) -> Result<(Holder, UnitPlacement), SetError> {
+) -> Result<(Holder, wire::Ready), SetError> {
     let line = wire::read_line(&reply, deadline).map_err(step_err("read helper reply"))?;
     let ready = wire::parse_reply(&line)?;
     let holder = adopt(ready.pid, proc_root)?;
@@ -145,7 +152,7 @@ fn hand_over(
             "the helper exited before handing over the new set",
         ));
     }
-    Ok((holder, ready.unit))
+    Ok((holder, ready))
 }
 
 /// A pidfd and the identity of the holder H0 reported.

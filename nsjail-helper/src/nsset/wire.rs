@@ -66,6 +66,12 @@ impl SetSpec {
         if self.net {
             args.push("--net".into());
         }
+        if let Some(p) = &self.private_net {
+            args.extend(["--net-private".into(), p.pool.to_string().into()]);
+            for hp in &p.allow_host {
+                args.extend(["--allow-host".into(), hp.to_string().into()]);
+            }
+        }
         args
     }
 
@@ -89,7 +95,9 @@ impl SetSpec {
             uts: false,
             cgroup: false,
             net: false,
+            private_net: None,
         };
+        let mut allow_host = Vec::new();
         let mut it = args.iter();
         while let Some(arg) = it.next() {
             let mut value = || it.next().ok_or_else(|| format!("{arg} needs a value"));
@@ -109,6 +117,17 @@ impl SetSpec {
                 "--uts" => spec.uts = true,
                 "--cgroup" => spec.cgroup = true,
                 "--net" => spec.net = true,
+                "--net-private" => {
+                    spec.private_net = Some(crate::net::PrivateSpec {
+                        pool: value()?
+                            .parse()
+                            .map_err(|e| format!("--net-private: {e}"))?,
+                        allow_host: Vec::new(),
+                    })
+                }
+                "--allow-host" => {
+                    allow_host.push(value()?.parse().map_err(|e| format!("--allow-host: {e}"))?)
+                }
                 other => return Err(format!("unknown argument {other}")),
             }
         }
@@ -116,6 +135,12 @@ impl SetSpec {
             return Err("--uid-map and --gid-map are required".into());
         }
         spec.owner = owner.ok_or("--user is required")?;
+        match &mut spec.private_net {
+            Some(p) if spec.net => p.allow_host = allow_host,
+            Some(_) => return Err("--net-private needs --net".into()),
+            None if !allow_host.is_empty() => return Err("--allow-host needs --net-private".into()),
+            None => {}
+        }
         check_map("uid", &spec.uid_map)?;
         check_map("gid", &spec.gid_map)?;
         for dir in &spec.private_tmp {
@@ -200,16 +225,26 @@ fn parse_map_arg(text: &str) -> Result<Vec<MapLine>, String> {
 pub(super) struct Ready {
     pub pid: i32,
     pub unit: UnitPlacement,
+    /// The set's private network, if it has one.
+    pub lease: Option<crate::net::Lease>,
 }
 
 /// H0's first line for `result`.
 pub(super) fn reply_line(result: &Result<Ready, SetError>) -> String {
     match result {
-        Ok(Ready { pid, unit }) => match unit {
-            UnitPlacement::NoSystemd => format!("ok {pid}"),
-            UnitPlacement::Own(name) => format!("ok {pid} unit={name}"),
-            UnitPlacement::Failed(why) => format!("ok {pid} nounit={}", why.replace('\n', " ")),
-        },
+        Ok(Ready { pid, unit, lease }) => {
+            let net = lease
+                .as_ref()
+                .map(|l| format!(" net={}", l.to_wire()))
+                .unwrap_or_default();
+            match unit {
+                UnitPlacement::NoSystemd => format!("ok {pid}{net}"),
+                UnitPlacement::Own(name) => format!("ok {pid}{net} unit={name}"),
+                UnitPlacement::Failed(why) => {
+                    format!("ok {pid}{net} nounit={}", why.replace('\n', " "))
+                }
+            }
+        }
         Err(e) => format!("err {e}"),
     }
 }
@@ -232,8 +267,14 @@ pub(super) fn parse_reply(line: &str) -> Result<Ready, SetError> {
         )
     };
     let rest = line.strip_prefix("ok ").ok_or_else(bad)?;
-    let (pid, unit) = rest.split_once(' ').unwrap_or((rest, ""));
+    let (pid, mut unit) = rest.split_once(' ').unwrap_or((rest, ""));
     let pid: i32 = pid.parse().ok().filter(|&p| p > 0).ok_or_else(bad)?;
+    let mut lease = None;
+    if let Some(net) = unit.strip_prefix("net=") {
+        let (wire, after) = net.split_once(' ').unwrap_or((net, ""));
+        lease = Some(crate::net::Lease::from_wire(wire).ok_or_else(bad)?);
+        unit = after;
+    }
     let unit = if unit.is_empty() {
         UnitPlacement::NoSystemd
     } else if let Some(name) = unit.strip_prefix("unit=") {
@@ -243,7 +284,7 @@ pub(super) fn parse_reply(line: &str) -> Result<Ready, SetError> {
     } else {
         return Err(bad());
     };
-    Ok(Ready { pid, unit })
+    Ok(Ready { pid, unit, lease })
 }
 
 /// Reads one line (without its newline) from `fd`, giving up at
@@ -314,7 +355,11 @@ mod tests {
             propagation: Propagation::Private,
             uts: true,
             cgroup: true,
-            net: false,
+            net: true,
+            private_net: Some(crate::net::PrivateSpec {
+                pool: "198.51.100.0/24".parse().unwrap(),
+                allow_host: vec!["tcp/22".parse().unwrap(), "udp/123".parse().unwrap()],
+            }),
         };
         let args: Vec<String> = spec.to_args()[1..]
             .iter()
@@ -328,6 +373,28 @@ mod tests {
         assert!(SetSpec::from_args(&["--uid-map".into(), "1:2".into()]).is_err());
         assert!(SetSpec::from_args(&["--frobnicate".into()]).is_err());
         assert!(SetSpec::from_args(&[]).is_err());
+        let base = [
+            "--user",
+            "1001:1001:",
+            "--uid-map",
+            "1001:1001:1",
+            "--gid-map",
+            "1001:1001:1",
+        ];
+        let with = |extra: &[&str]| {
+            let args: Vec<String> = base.iter().chain(extra).map(|s| s.to_string()).collect();
+            SetSpec::from_args(&args)
+        };
+        assert!(with(&["--net", "--net-private", "198.51.100.0/24"]).is_ok());
+        assert!(
+            with(&["--net-private", "198.51.100.0/24"]).is_err(),
+            "needs --net"
+        );
+        assert!(
+            with(&["--net", "--allow-host", "tcp/22"]).is_err(),
+            "needs a pool"
+        );
+        assert!(with(&["--net", "--net-private", "198.51.100.7/24"]).is_err());
         assert!(
             SetSpec::from_args(&[
                 "--uid-map".into(),
@@ -423,7 +490,11 @@ mod tests {
                 "systemd: connect /run/dbus/system_bus_socket: No such file".into(),
             ),
         ] {
-            let ready = Ready { pid: 42, unit };
+            let ready = Ready {
+                pid: 42,
+                unit,
+                lease: None,
+            };
             assert_eq!(parse_reply(&reply_line(&Ok(ready.clone()))), Ok(ready));
         }
         assert!(parse_reply("ok 42 frob=1").is_err());

@@ -12,8 +12,8 @@ mod validate;
 pub use error::{ConfigError, LoadError};
 pub use load::{load, load_with_text, MAX_POLICY_BYTES};
 pub use model::{
-    Config, Decision, MatchReason, Namespace, OnLogout, PolicyEntry, Propagation, Settings, Share,
-    SubidMode, DEFAULT_TMP_SIZE,
+    Config, Decision, MatchReason, Namespace, NetConfig, Network, OnLogout, PolicyEntry,
+    Propagation, Settings, Share, SubidMode, DEFAULT_POOL, DEFAULT_TMP_SIZE,
 };
 pub use validate::{parse, MAX_POLICY_NAME, MAX_PRIVATE_TMP};
 pub(crate) use validate::{private_dir_problem, tmp_size};

@@ -129,6 +129,45 @@ choice!(
     }
 );
 
+choice!(
+    /// The set's network (policy key `network`).
+    Network {
+        /// No network namespace: the host's network, as without the module.
+        Host = "host",
+        /// A network namespace with loopback only (the older spelling is
+        /// `"net"` in `namespaces`).
+        Loopback = "none",
+        /// The set's own loopback plus outbound IPv4 through the host (a
+        /// veth pair, NAT); see `crate::net`.
+        Private = "private",
+    }
+);
+
+/// The address pool private networks take their addresses from when the
+/// policy has no `[network] pool`.
+pub const DEFAULT_POOL: &str = "10.213.0.0/16";
+
+/// The top-level `[network]` table: what every `network = "private"` set
+/// shares on the host.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NetConfig {
+    /// Addresses of private networks: the first usable one is the host's
+    /// end of every set's link (the gateway), each set gets one of the rest.
+    pub pool: crate::net::Pool,
+    /// Services on the host's own addresses a set may reach
+    /// (`tcp/22`, `udp/123`); none by default.
+    pub allow_host: Vec<crate::net::HostPort>,
+}
+
+impl Default for NetConfig {
+    fn default() -> Self {
+        NetConfig {
+            pool: DEFAULT_POOL.parse().unwrap_or(crate::net::Pool::FALLBACK),
+            allow_host: Vec::new(),
+        }
+    }
+}
+
 /// `size=` of each private tmpfs when no policy sets `tmp_size`: the
 /// kernel's own default is half of RAM per mount, three mounts per set.
 pub const DEFAULT_TMP_SIZE: &str = "10%";
@@ -145,6 +184,12 @@ pub struct Settings {
     pub propagation: Propagation,
     pub subids: SubidMode,
     pub on_logout: OnLogout,
+    /// Which network the set has; anything but `Host` gives it a network
+    /// namespace of its own (and `Net` is then in `namespaces`).
+    pub network: Network,
+    /// The file's `[network]` table (pool, allowed host ports), for sets
+    /// with `network = "private"`.
+    pub net_config: NetConfig,
 }
 
 impl Default for Settings {
@@ -161,6 +206,8 @@ impl Default for Settings {
             propagation: Propagation::Slave,
             subids: SubidMode::Required,
             on_logout: OnLogout::Kill,
+            network: Network::Host,
+            net_config: NetConfig::default(),
         }
     }
 }
@@ -213,6 +260,7 @@ pub struct Config {
     pub(super) defaults_isolate: bool,
     pub(super) defaults: Settings,
     pub(super) policies: Vec<PolicyEntry>,
+    pub(super) network: NetConfig,
 }
 
 /// Why a policy applies.
@@ -277,6 +325,21 @@ impl Config {
     /// The settings `[defaults]` gives (built-in defaults for unset keys).
     pub fn default_settings(&self) -> &Settings {
         &self.defaults
+    }
+
+    /// The `[network]` table (built-in defaults for unset keys).
+    pub fn network(&self) -> &NetConfig {
+        &self.network
+    }
+
+    /// Whether any isolating policy (or isolating `[defaults]`) gives its
+    /// sets a private network: only then does the host need forwarding.
+    pub fn uses_private_network(&self) -> bool {
+        (self.defaults_isolate && self.defaults.network == Network::Private)
+            || self
+                .policies
+                .iter()
+                .any(|p| p.isolate && p.settings.network == Network::Private)
     }
 
     /// Every group name any policy refers to, once each, in file order

@@ -10,7 +10,8 @@ use toml::Spanned;
 
 use super::error::ConfigError;
 use super::model::{
-    Config, Namespace, OnLogout, PolicyEntry, Propagation, Settings, Share, SubidMode,
+    Config, Namespace, NetConfig, Network, OnLogout, PolicyEntry, Propagation, Settings, Share,
+    SubidMode,
 };
 
 /// Most `private_tmp` entries per policy.
@@ -26,6 +27,15 @@ const MAX_PATH: usize = 4095;
 struct RawFile {
     defaults: Option<Spanned<RawPolicy>>,
     policy: Option<Vec<Spanned<RawPolicy>>>,
+    network: Option<Spanned<RawNetwork>>,
+}
+
+/// The top-level `[network]` table.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNetwork {
+    pool: Option<Spanned<String>>,
+    allow_host: Option<SpannedList>,
 }
 
 type SpannedList = Spanned<Vec<Spanned<String>>>;
@@ -48,6 +58,7 @@ struct RawPolicy {
     propagation: Option<Spanned<String>>,
     subids: Option<Spanned<String>>,
     on_logout: Option<Spanned<String>>,
+    network: Option<Spanned<String>>,
 }
 
 /// Parses and validates policy text; `path` is only used in messages.
@@ -68,9 +79,19 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<ConfigError>> {
         }
     };
 
+    let net_config = match &raw.network {
+        None => NetConfig::default(),
+        Some(n) => v.network(n.get_ref()),
+    };
     let (defaults_isolate, defaults) = match &raw.defaults {
-        None => (false, Settings::default()),
-        Some(d) => v.defaults(d.get_ref()),
+        None => (
+            false,
+            Settings {
+                net_config: net_config.clone(),
+                ..Settings::default()
+            },
+        ),
+        Some(d) => v.defaults(d.get_ref(), &net_config),
     };
     let mut policies: Vec<PolicyEntry> = Vec::new();
     for p in raw.policy.iter().flatten() {
@@ -84,6 +105,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<ConfigError>> {
             defaults_isolate,
             defaults,
             policies,
+            network: net_config,
         })
     } else {
         v.errors.sort_by_key(|e| (e.line, e.col));
@@ -126,8 +148,32 @@ impl Validator<'_> {
         ConfigError::at(self.path, self.text, span.start, String::new()).line
     }
 
+    /// `[network]`: the pool and the host ports sets may reach.
+    fn network(&mut self, raw: &RawNetwork) -> NetConfig {
+        let mut out = NetConfig::default();
+        if let Some(pool) = &raw.pool {
+            match pool.get_ref().parse() {
+                Ok(p) => out.pool = p,
+                Err(why) => self.error(
+                    pool.span(),
+                    format!("invalid [network] pool {:?}: {why}", pool.get_ref()),
+                ),
+            }
+        }
+        for item in raw.allow_host.iter().flat_map(Spanned::get_ref) {
+            match item.get_ref().parse::<crate::net::HostPort>() {
+                Ok(hp) if out.allow_host.contains(&hp) => {
+                    self.error(item.span(), format!("duplicate allow_host entry \"{hp}\""));
+                }
+                Ok(hp) => out.allow_host.push(hp),
+                Err(why) => self.error(item.span(), format!("invalid allow_host entry: {why}")),
+            }
+        }
+        out
+    }
+
     /// `[defaults]`: `isolate` and the settings keys only.
-    fn defaults(&mut self, raw: &RawPolicy) -> (bool, Settings) {
+    fn defaults(&mut self, raw: &RawPolicy, net_config: &NetConfig) -> (bool, Settings) {
         for (key, span) in [
             ("name", raw.name.as_ref().map(Spanned::span)),
             ("groups", raw.groups.as_ref().map(Spanned::span)),
@@ -144,7 +190,11 @@ impl Validator<'_> {
             }
         }
         let isolate = raw.isolate.as_ref().is_some_and(|i| *i.get_ref());
-        let settings = self.settings(raw, &Settings::default(), isolate);
+        let base = Settings {
+            net_config: net_config.clone(),
+            ..Settings::default()
+        };
+        let settings = self.settings(raw, &base, isolate);
         (isolate, settings)
     }
 
@@ -204,11 +254,15 @@ impl Validator<'_> {
 
     /// Settings of `raw`, inheriting each unset key from `base`.
     fn settings(&mut self, raw: &RawPolicy, base: &Settings, isolate: bool) -> Settings {
+        let namespaces = match &raw.namespaces {
+            Some(list) => self.namespaces(list, isolate),
+            None => base.namespaces.clone(),
+        };
+        let (namespaces, network) = self.network_choice(raw, base, namespaces);
         Settings {
-            namespaces: match &raw.namespaces {
-                Some(list) => self.namespaces(list, isolate),
-                None => base.namespaces.clone(),
-            },
+            namespaces,
+            network,
+            net_config: base.net_config.clone(),
             share: self.choice(
                 "share",
                 &raw.share,
@@ -255,6 +309,46 @@ impl Validator<'_> {
                 base.on_logout,
             ),
         }
+    }
+
+    /// `network`, and `"net"` in `namespaces` (its older spelling for
+    /// `"none"`): a set has a network namespace exactly when `network` is
+    /// not `"host"`, and `namespaces` lists "net" exactly then.
+    fn network_choice(
+        &mut self,
+        raw: &RawPolicy,
+        base: &Settings,
+        mut namespaces: Vec<Namespace>,
+    ) -> (Vec<Namespace>, Network) {
+        let listed_net = namespaces.contains(&Namespace::Net);
+        let network = match &raw.network {
+            Some(v) => {
+                let chosen = self.choice(
+                    "network",
+                    &Some(v.clone()),
+                    Network::parse,
+                    Network::choices,
+                    base.network,
+                );
+                if chosen == Network::Host && listed_net && raw.namespaces.is_some() {
+                    self.error(
+                        v.span(),
+                        "network = \"host\" contradicts \"net\" in namespaces (the older spelling of network = \"none\"): drop one of them",
+                    );
+                }
+                chosen
+            }
+            // "net" listed here, or inherited with the list: loopback only.
+            None if listed_net && raw.namespaces.is_some() => Network::Loopback,
+            None if listed_net && base.network == Network::Host => Network::Loopback,
+            None => base.network,
+        };
+        if network == Network::Host {
+            namespaces.retain(|n| *n != Namespace::Net);
+        } else if !listed_net {
+            namespaces.push(Namespace::Net);
+        }
+        (namespaces, network)
     }
 
     fn choice<T: Copy>(

@@ -52,6 +52,8 @@ pub struct SetRecord {
     pub uts: bool,
     pub cgroup: bool,
     pub net: bool,
+    /// The set's private network: its address and host link.
+    pub lease: Option<crate::net::Lease>,
     pub created: u64,
     pub sessions: Vec<SessionRef>,
 }
@@ -70,6 +72,9 @@ impl SetRecord {
         let _ = writeln!(s, "uts={}", self.uts);
         let _ = writeln!(s, "cgroup={}", self.cgroup);
         let _ = writeln!(s, "net={}", self.net);
+        if let Some(l) = &self.lease {
+            let _ = writeln!(s, "lease={}", l.to_wire());
+        }
         let _ = writeln!(s, "created={}", self.created);
         for sess in &self.sessions {
             let _ = writeln!(s, "session={}:{}", sess.pid, sess.start);
@@ -100,6 +105,7 @@ impl SetRecord {
                 "uts" => rec.uts = v == "true",
                 "cgroup" => rec.cgroup = v == "true",
                 "net" => rec.net = v == "true",
+                "lease" => rec.lease = Some(crate::net::Lease::from_wire(v)?),
                 "created" => rec.created = v.parse().ok()?,
                 "session" => rec.sessions.push(proc_id(v)?),
                 // A key a newer version writes: a record is not corrupt
@@ -129,6 +135,66 @@ pub struct Registry {
 /// Held while a user's sets are examined or changed.
 pub struct UserLock {
     _lock: Flock<File>,
+}
+
+/// Held while private networks are allocated or torn down.
+pub struct NetLock {
+    lock: Flock<File>,
+}
+
+impl NetLock {
+    /// The index handed out last (0 if none yet).
+    pub fn cursor(&self) -> u32 {
+        use std::os::unix::fs::FileExt;
+        let mut buf = [0u8; 16];
+        let n = self.lock.read_at(&mut buf, 0).unwrap_or(0);
+        std::str::from_utf8(&buf[..n])
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    pub fn set_cursor(&self, index: u32) {
+        use std::os::unix::fs::FileExt;
+        let text = format!("{index:<15}\n");
+        let _ = self.lock.write_at(text.as_bytes(), 0);
+    }
+}
+
+/// Opens (creating) and `flock`s `path`. A crashed holder of the lock
+/// releases it with its last fd, so a lock is never stale; a live but
+/// stuck one must not hang every later login, hence the deadline.
+fn lock_file(path: &Path, holder: &str) -> io::Result<Flock<File>> {
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| io::Error::new(e.kind(), format!("open lock {}: {e}", path.display())))?;
+    let deadline = std::time::Instant::now() + LOCK_TIMEOUT;
+    let mut file = file;
+    loop {
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => return Ok(lock),
+            Err((f, nix::errno::Errno::EWOULDBLOCK)) if std::time::Instant::now() < deadline => {
+                file = f;
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            Err((_, e)) => {
+                return Err(io::Error::new(
+                    io::Error::from(e).kind(),
+                    format!(
+                        "lock {}: {e} (held for over {} s by {holder})",
+                        path.display(),
+                        LOCK_TIMEOUT.as_secs()
+                    ),
+                ))
+            }
+        }
+    }
 }
 
 impl Registry {
@@ -168,40 +234,21 @@ impl Registry {
     /// Takes the per-user lock (blocking).
     pub fn lock_user(&self, uid: u32) -> io::Result<UserLock> {
         let path = self.root.join("locks").join(uid.to_string());
-        let file = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(&path)
-            .map_err(|e| io::Error::new(e.kind(), format!("open lock {}: {e}", path.display())))?;
-        // A crashed holder of the lock releases it with its last fd, so a
-        // lock is never stale; a live but stuck one must not hang every
-        // later login of the user, hence the deadline.
-        let deadline = std::time::Instant::now() + LOCK_TIMEOUT;
-        let mut file = file;
-        loop {
-            match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-                Ok(lock) => return Ok(UserLock { _lock: lock }),
-                Err((f, nix::errno::Errno::EWOULDBLOCK))
-                    if std::time::Instant::now() < deadline =>
-                {
-                    file = f;
-                    std::thread::sleep(std::time::Duration::from_millis(5));
-                }
-                Err((_, e)) => {
-                    return Err(io::Error::new(
-                        io::Error::from(e).kind(),
-                        format!(
-                            "lock {}: {e} (held for over {} s by another login of this user)",
-                            path.display(),
-                            LOCK_TIMEOUT.as_secs()
-                        ),
-                    ))
-                }
-            }
-        }
+        lock_file(&path, "another login of this user").map(|l| UserLock { _lock: l })
+    }
+
+    /// Takes the host-wide lock of private networks (blocking): held
+    /// while an address is chosen and its link made, and while the host
+    /// table is loaded or removed. The file holds the last index given
+    /// out, so addresses are handed out round-robin.
+    pub fn lock_net(&self) -> io::Result<NetLock> {
+        lock_file(&self.root.join("net.lock"), "another login").map(|lock| NetLock { lock })
+    }
+
+    /// Exists while pam_nsjail has turned IPv4 forwarding on (it was off):
+    /// the last set's teardown turns it off again.
+    pub fn forwarding_marker(&self) -> PathBuf {
+        self.root.join("net.forwarding")
     }
 
     fn set_path(&self, key: &str) -> PathBuf {
@@ -412,6 +459,7 @@ fn blank_record(key: &str) -> SetRecord {
         uts: false,
         cgroup: false,
         net: false,
+        lease: None,
         created: 0,
         sessions: Vec::new(),
     }

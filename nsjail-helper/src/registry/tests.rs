@@ -17,6 +17,7 @@ fn sample() -> SetRecord {
         uts: false,
         cgroup: true,
         net: true,
+        lease: crate::net::Lease::from_wire("198.51.100.7,nsj7"),
         created: 1700000000,
         sessions: vec![ProcId { pid: 7, start: 8 }, ProcId { pid: 9, start: 10 }],
     }

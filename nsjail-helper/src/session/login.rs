@@ -275,6 +275,11 @@ impl Outcome {
                     "joined"
                 };
                 let mut detail = format!("holder={}", p.opened.holder.id.pid);
+                if let Some(lease) = &p.opened.lease {
+                    // So an abuse report about an outbound connection
+                    // (the NATed source is the host) maps to a user.
+                    detail.push_str(&format!(" addr={} link={}", lease.addr, lease.ifname));
+                }
                 if debug {
                     detail.push_str(&format!(" reason=\"{}\"", p.reason));
                 }

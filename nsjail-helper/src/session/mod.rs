@@ -129,6 +129,8 @@ pub struct Opened {
     pub unit: nsset::UnitPlacement,
     /// What the registry had to repair on the way (a corrupt record).
     pub notes: Vec<String>,
+    /// The set's private network (address, host link), if it has one.
+    pub lease: Option<crate::net::Lease>,
 }
 
 impl Opened {
@@ -171,6 +173,7 @@ pub fn open(reg: &Registry, req: &OpenRequest<'_>) -> Result<Opened, SessionErro
                     h0: nsset::H0::default(),
                     unit: nsset::UnitPlacement::NoSystemd,
                     notes: reg.take_notes(),
+                    lease: rec.lease.clone(),
                 });
             }
             // The holder died or its pid now belongs to someone else: the
@@ -179,10 +182,23 @@ pub fn open(reg: &Registry, req: &OpenRequest<'_>) -> Result<Opened, SessionErro
         }
     }
     let plan = plan(req.user, req.settings, req.etc)?;
-    let nsset::Spawned { holder, h0, unit } = req
+    let nsset::Spawned {
+        holder,
+        h0,
+        unit,
+        lease,
+    } = req
         .creator
         .create(&plan.spec, reg.proc_root())
-        .map_err(SessionError::Create)?;
+        .map_err(|e| {
+            // A set that failed half-way took its link with it; what it
+            // may have left on the host (table, forwarding) goes if no
+            // other set needs it.
+            if plan.spec.private_net.is_some() {
+                crate::net::sweep_after_failure();
+            }
+            SessionError::Create(e)
+        })?;
     let key = match req.settings.share {
         Share::User => format!("u{}", req.user.uid),
         Share::Session => format!("s{}.{}", req.user.uid, holder.id.pid),
@@ -200,12 +216,16 @@ pub fn open(reg: &Registry, req: &OpenRequest<'_>) -> Result<Opened, SessionErro
         uts: plan.spec.uts,
         cgroup: plan.spec.cgroup,
         net: plan.spec.net,
+        lease: lease.clone(),
         created: registry::now_secs(),
         sessions: vec![req.opener],
     };
     if let Err(e) = reg.write(&rec) {
         // An unregistered set would be unreachable: end it now.
         let _ = registry::kill_holder(&holder, TEARDOWN_WAIT_MS);
+        if let Some(l) = &rec.lease {
+            crate::net::release(l);
+        }
         return Err(e.into());
     }
     Ok(Opened {
@@ -216,6 +236,7 @@ pub fn open(reg: &Registry, req: &OpenRequest<'_>) -> Result<Opened, SessionErro
         h0,
         unit,
         notes: reg.take_notes(),
+        lease,
     })
 }
 
@@ -239,6 +260,7 @@ pub fn close(reg: &Registry, uid: u32, key: &str, opener_pid: i32) -> Result<Clo
     };
     let Some(holder) = reg.attach(&rec) else {
         reg.remove(key)?;
+        release_network(&rec);
         return Ok(Closed::Gone);
     };
     if let Some(i) = rec.sessions.iter().position(|s| s.pid == opener_pid) {
@@ -248,6 +270,7 @@ pub fn close(reg: &Registry, uid: u32, key: &str, opener_pid: i32) -> Result<Clo
     if rec.sessions.is_empty() && rec.on_logout == OnLogout::Kill {
         registry::kill_holder(&holder, TEARDOWN_WAIT_MS)?;
         reg.remove(key)?;
+        release_network(&rec);
         return Ok(Closed::Ended);
     }
     reg.write(&rec)?;
@@ -274,6 +297,7 @@ pub fn stop_user(reg: &Registry, uid: u32) -> Result<Vec<Stopped>, SessionError>
             registry::kill_holder(&holder, TEARDOWN_WAIT_MS)?;
         }
         reg.remove(&rec.key)?;
+        release_network(&rec);
         let logins = rec
             .sessions
             .iter()
@@ -285,6 +309,20 @@ pub fn stop_user(reg: &Registry, uid: u32) -> Result<Vec<Stopped>, SessionError>
         });
     }
     Ok(ended)
+}
+
+/// After a set with a private network ended: its link goes with its
+/// network namespace; forget its connections, and the host table and
+/// forwarding with the last such set (`net::release`).
+fn release_network(rec: &SetRecord) {
+    if let Some(lease) = &rec.lease {
+        for done in crate::net::release(lease) {
+            crate::log::log(
+                crate::log::Level::Info,
+                &format!("user={} set={} network: {done}", rec.user, rec.key),
+            );
+        }
+    }
 }
 
 /// Ends the process `id` if it is still that process: SIGTERM, then

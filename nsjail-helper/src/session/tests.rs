@@ -53,6 +53,7 @@ impl SetCreator for FakeCreator {
             holder,
             h0: H0::default(),
             unit: self.unit.borrow().clone(),
+            lease: None,
         })
     }
 }

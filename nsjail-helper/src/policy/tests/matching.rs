@@ -217,6 +217,8 @@ on_logout = "kill"
             propagation: Propagation::Private,
             subids: SubidMode::Optional,
             on_logout: OnLogout::Linger,
+            network: Network::Host,
+            net_config: NetConfig::default(),
         }
     );
     let own = &c.policies()[1];
@@ -237,6 +239,8 @@ on_logout = "kill"
             propagation: Propagation::Slave,
             subids: SubidMode::Required,
             on_logout: OnLogout::Kill,
+            network: Network::Loopback,
+            net_config: NetConfig::default(),
         }
     );
     // [defaults] itself does not isolate unless it says so.

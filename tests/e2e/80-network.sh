@@ -1,0 +1,163 @@
+#!/bin/bash
+# network = "private": each set has its own loopback and an address from
+# the pool, reaches the "outside" test host (another network namespace on
+# documentation addresses) and the sandbox's loopback resolver, and
+# nothing of other users or of the host. Every isolation check has its
+# control. The sandbox has a network namespace of its own, so its
+# nftables ruleset and ip_forward are not the machine's.
+source "$(dirname "$0")/../lib/sandbox.sh"
+sandbox_enter "$@"
+
+install -m755 "$REPO/tests/lib/nettool.py" /usr/local/bin/nettool
+POOL=198.51.100.0/24
+GW=198.51.100.1
+OUT=192.0.2.2
+pids=()
+bg() { "$@" >/dev/null 2>&1 & pids+=($!); }
+
+# The outside test host: HTTP on :80, a banner on :81, DNS for test-host.example.
+ip netns add outside
+ip link add up0 type veth peer name eth0 netns outside
+ip addr add 192.0.2.1/24 dev up0
+ip link set up0 up
+ip -n outside addr add $OUT/24 dev eth0
+ip -n outside link set eth0 up
+ip -n outside link set lo up
+ip -n outside route add default via 192.0.2.1
+mkdir -p /run/nsjail-test/www
+echo "hello from test-host" >/run/nsjail-test/www/index.html
+bg ip netns exec outside python3 -m http.server --bind $OUT --directory /run/nsjail-test/www 80
+bg ip netns exec outside nettool serve $OUT 81 "outside banner"
+bg ip netns exec outside nettool dns $OUT test-host.example=$OUT
+# The sandbox host's own services: a stub resolver on its loopback (as
+# systemd-resolved would be), a loopback-only "database", a service on
+# every address.
+bg nettool dns-forward 127.0.0.53 $OUT
+bg nettool serve 127.0.0.1 5432 "host loopback db"
+bg nettool serve 0.0.0.0 5433 "host service"
+echo "nameserver 127.0.0.53" >/etc/resolv.conf
+wait_for sh -c "nettool connect $OUT 81 | grep -q banner"
+wait_for sh -c "nettool resolve test-host.example | grep -qx $OUT"
+fwd_before=$(cat /proc/sys/net/ipv4/ip_forward)
+
+private_policy() {
+    cat <<EOF2
+[network]
+pool = "$POOL"
+
+[[policy]]
+name = "admins"
+groups = ["admins"]
+isolate = false
+
+[[policy]]
+name = "students"
+groups = ["students"]
+network = "$1"
+EOF2
+}
+set_policy "$(private_policy private)"
+run_as() { local u=$1; shift; nsjail-helper run "$u" -- "$@"; }
+lease_of() { sed -n 's/^lease=//p' "/run/pam_nsjail/sets/u$(id -u "$1")" 2>/dev/null; }
+addr_of() { lease_of "$1" | cut -d, -f1; }
+holder_of() { sed -n 's/^holder=\([0-9]*\):.*/\1/p' "/run/pam_nsjail/sets/u$(id -u "$1")"; }
+
+check "check accepts the private-network policy" nsjail-helper check
+log_clear
+bg nsjail-helper run alice -- nettool serve 127.0.0.1 8888 "alice's server"
+alice_run=${pids[-1]}
+wait_for sh -c "nsjail-helper run alice -- nettool connect 127.0.0.1 8888 | grep -q alice"
+A=$(addr_of alice)
+case "$A" in 198.51.100.*) ok "alice's set has an address from the pool ($A)" ;;
+*) not_ok "alice's set has an address from the pool" "lease: $(lease_of alice)" ;; esac
+check "the decision log line names the set's address" log_has "user=alice .*action=isolated .*addr=$A link=nsj"
+
+# ---- localhost is her own ----------------------------------------------------
+check_eq "control: alice reaches her own 127.0.0.1:8888" "connected: alice's server" "$(run_as alice nettool connect 127.0.0.1 8888)"
+case "$(run_as bob nettool connect 127.0.0.1 8888)" in failed:*) ok "bob in his set cannot reach alice's 127.0.0.1:8888" ;;
+*) not_ok "bob in his set cannot reach alice's 127.0.0.1:8888" ;; esac
+case "$(nettool connect 127.0.0.1 8888)" in failed:*) ok "the host (exempt carol) cannot reach alice's 127.0.0.1:8888" ;;
+*) not_ok "the host cannot reach alice's 127.0.0.1:8888" ;; esac
+
+# ---- ssh forwarding lands in the set -----------------------------------------
+ssh "${SSH_OPTS[@]}" -o ExitOnForwardFailure=yes -N -L 9000:localhost:8888 alice@127.0.0.1 &
+pids+=($!)
+ssh "${SSH_OPTS[@]}" -o ExitOnForwardFailure=yes -N -L 9001:localhost:8888 bob@127.0.0.1 &
+pids+=($!)
+ssh "${SSH_OPTS[@]}" -o ExitOnForwardFailure=yes -N -R 7070:127.0.0.1:5432 alice@127.0.0.1 &
+pids+=($!)
+wait_for sh -c "nettool connect 127.0.0.1 9000 | grep -q alice"
+check_eq "ssh -L 9000:localhost:8888 as alice reaches her server" "connected: alice's server" "$(nettool connect 127.0.0.1 9000)"
+wait_for sh -c "nettool connect 127.0.0.1 9001 | grep -q connected"
+case "$(nettool connect 127.0.0.1 9001)" in *alice*) not_ok "bob's ssh -L to localhost:8888 reaches nothing of alice's" ;;
+*) ok "bob's ssh -L to localhost:8888 reaches nothing of alice's" ;; esac
+wait_for sh -c "nsjail-helper run alice -- nettool connect 127.0.0.1 7070 | grep -q 'host loopback db'"
+check_eq "ssh -R 7070 as alice listens in her set" "connected: host loopback db" "$(run_as alice nettool connect 127.0.0.1 7070)"
+case "$(nettool connect 127.0.0.1 7070)" in failed:*) ok "ssh -R 7070 does not listen on the host's loopback" ;;
+*) not_ok "ssh -R 7070 does not listen on the host's loopback" ;; esac
+case "$(run_as bob nettool connect 127.0.0.1 7070)" in failed:*) ok "ssh -R 7070 of alice is not in bob's set" ;;
+*) not_ok "ssh -R 7070 of alice is not in bob's set" ;; esac
+
+# ---- outbound, and DNS through the host's loopback resolver -------------------
+check_eq "alice fetches http://test-host.example/ by name" "hello from test-host" "$(run_as alice nettool fetch http://test-host.example/)"
+check_eq "alice fetches http://$OUT/ by address" "hello from test-host" "$(run_as alice nettool fetch http://$OUT/)"
+check_eq "alice resolves test-host.example through 127.0.0.53" "$OUT" "$(run_as alice nettool resolve test-host.example)"
+
+# ---- what a set cannot reach ---------------------------------------------------
+check_eq "control: the host reaches its loopback-only db" "connected: host loopback db" "$(nettool connect 127.0.0.1 5432)"
+case "$(run_as alice nettool connect 127.0.0.1 5432)" in failed:*) ok "alice cannot reach the host's loopback-only db" ;;
+*) not_ok "alice cannot reach the host's loopback-only db" ;; esac
+check_eq "control: the host's service on all addresses answers on 192.0.2.1" "connected: host service" "$(nettool connect 192.0.2.1 5433)"
+case "$(run_as alice nettool connect 192.0.2.1 5433)" in failed:*) ok "alice cannot reach the host's own address 192.0.2.1:5433" ;;
+*) not_ok "alice cannot reach the host's own address 192.0.2.1:5433" ;; esac
+case "$(run_as alice nettool connect $GW 5433)" in failed:*) ok "alice cannot reach the host through the gateway $GW:5433" ;;
+*) not_ok "alice cannot reach the host through the gateway" ;; esac
+bg nsjail-helper run bob -- nettool serve 0.0.0.0 8889 "bob's server"
+wait_for sh -c "nsjail-helper run bob -- nettool connect 127.0.0.1 8889 | grep -q bob"
+B=$(addr_of bob)
+check_ne "bob's set has an address of its own" "$A" "$B"
+check_eq "control: bob reaches his server on his address $B" "connected: bob's server" "$(run_as bob nettool connect "$B" 8889)"
+case "$(run_as alice nettool connect "$B" 8889)" in failed:*) ok "alice cannot reach bob's set address" ;;
+*) not_ok "alice cannot reach bob's set address" ;; esac
+case "$(nettool connect "$B" 8889)" in failed:*) ok "the host cannot open connections into bob's set" ;;
+*) not_ok "the host cannot open connections into bob's set" ;; esac
+# Spoofing: even root changing the set's addresses (a user cannot: the
+# network namespace is the host's) gets nothing out with another source.
+hns=/proc/$(holder_of alice)/ns/net
+nsenter --net="$hns" ip addr add 198.51.100.250/32 dev eth0
+nsenter --net="$hns" ip addr add "$B/32" dev eth0
+check_eq "control: alice's own address gets out" "connected: outside banner" "$(nsenter --net="$hns" nettool connect $OUT 81 "$A")"
+case "$(nsenter --net="$hns" nettool connect $OUT 81 198.51.100.250)" in failed:*) ok "a spoofed pool address is dropped" ;;
+*) not_ok "a spoofed pool address is dropped" ;; esac
+case "$(nsenter --net="$hns" nettool connect $OUT 81 "$B")" in failed:*) ok "bob's address as source from alice's set is dropped" ;;
+*) not_ok "bob's address as source from alice's set is dropped" ;; esac
+nsenter --net="$hns" ip addr del 198.51.100.250/32 dev eth0
+nsenter --net="$hns" ip addr del "$B/32" dev eth0
+
+# ---- abstract unix sockets ---------------------------------------------------
+bg nsjail-helper run bob -- nettool serve-abstract bobsock "bob's abstract"
+wait_for sh -c "nsjail-helper run bob -- nettool connect-abstract bobsock | grep -q bob"
+check_eq "control: bob reaches his abstract socket" "connected: bob's abstract" "$(run_as bob nettool connect-abstract bobsock)"
+case "$(run_as alice nettool connect-abstract bobsock)" in failed:*) ok "alice cannot reach bob's abstract unix socket" ;;
+*) not_ok "alice cannot reach bob's abstract unix socket" ;; esac
+
+# ---- the host while sets are live -------------------------------------------------
+check "the host has table inet pam_nsjail while sets are live" nft list table inet pam_nsjail
+check_eq "ip_forward is on while private sets are live" 1 "$(cat /proc/sys/net/ipv4/ip_forward)"
+nft list table inet pam_nsjail >/run/nsjail-test/table.live
+ip -o link show | grep -o 'nsj[0-9]*' >/run/nsjail-test/links.live
+explain=$(nsjail-helper explain alice)
+case "$explain" in *"$A"*) ok "explain alice shows her set's address" ;;
+*) not_ok "explain alice shows her set's address" "$explain" ;; esac
+
+for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+nsjail-helper stop alice >/dev/null
+nsjail-helper stop bob >/dev/null
+wait_for sh -c '! ip -o link show | grep -q nsj'
+check_eq "after stop: no nsj link is left" "" "$(ip -o link show | grep -o 'nsj[0-9]*')"
+check_eq "after stop: no conntrack entry of the pool is left" 0 "$(conntrack -L 2>/dev/null | grep -c 198.51.100.)"
+case "$(nft list tables)" in *pam_nsjail*) not_ok "after the last set: table inet pam_nsjail is removed" ;;
+*) ok "after the last set: table inet pam_nsjail is removed" ;; esac
+check_eq "after the last set: ip_forward is back to $fwd_before" "$fwd_before" "$(cat /proc/sys/net/ipv4/ip_forward)"
+
+done_testing
