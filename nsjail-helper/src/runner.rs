@@ -120,16 +120,19 @@ pub fn run_in_set(
     prog: &Program,
     h0: nsset::H0,
 ) -> io::Result<i32> {
-    // Our children enter the pid namespace; we do not.
+    // Our next child enters the pid namespace; we do not. Later children
+    // (the tools a private network's teardown runs) must not: once the
+    // set's pid 1 is gone, fork() there fails with ENOMEM.
+    let own = std::fs::File::open("/proc/self/ns/pid")?;
     setns(pidfd, CloneFlags::CLONE_NEWPID)?;
-    start(prog, h0, || {
+    start(prog, h0, Some(own), || {
         nsset::join_and_drop(pidfd, join_flags, who).map_err(|e| format!("join namespace set: {e}"))
     })
 }
 
 /// Runs `prog` as `who` on the host (a user the policy does not isolate).
 pub fn run_on_host(who: &Identity, prog: &Program) -> io::Result<i32> {
-    start(prog, nsset::H0::default(), || {
+    start(prog, nsset::H0::default(), None, || {
         become_user(who).map_err(|e| format!("drop privileges: {e}"))
     })
 }
@@ -140,6 +143,7 @@ pub fn run_on_host(who: &Identity, prog: &Program) -> io::Result<i32> {
 fn start(
     prog: &Program,
     h0: nsset::H0,
+    own_pid_ns: Option<std::fs::File>,
     take_identity: impl FnOnce() -> Result<(), String>,
 ) -> io::Result<i32> {
     let plumbing = Plumbing::new()?;
@@ -155,6 +159,9 @@ fn start(
         }
         prog.exec()
     })?;
+    if let Some(own) = own_pid_ns {
+        setns(&own, CloneFlags::CLONE_NEWPID)?;
+    }
     drop(h0);
     plumbing.relay(pid)
 }

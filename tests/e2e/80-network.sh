@@ -13,7 +13,10 @@ POOL=198.51.100.0/24
 GW=198.51.100.1
 OUT=192.0.2.2
 pids=()
+lab=()
 bg() { "$@" >/dev/null 2>&1 & pids+=($!); }
+# lab: a server of the test lab, stopped only at the end.
+labd() { "$@" >/dev/null 2>&1 & lab+=($!); }
 
 # The outside test host: HTTP on :80, a banner on :81, DNS for test-host.example.
 ip netns add outside
@@ -26,15 +29,15 @@ ip -n outside link set lo up
 ip -n outside route add default via 192.0.2.1
 mkdir -p /run/nsjail-test/www
 echo "hello from test-host" >/run/nsjail-test/www/index.html
-bg ip netns exec outside python3 -m http.server --bind $OUT --directory /run/nsjail-test/www 80
-bg ip netns exec outside nettool serve $OUT 81 "outside banner"
-bg ip netns exec outside nettool dns $OUT test-host.example=$OUT
+labd ip netns exec outside python3 -m http.server --bind $OUT --directory /run/nsjail-test/www 80
+labd ip netns exec outside nettool serve $OUT 81 "outside banner"
+labd ip netns exec outside nettool dns $OUT test-host.example=$OUT
 # The sandbox host's own services: a stub resolver on its loopback (as
 # systemd-resolved would be), a loopback-only "database", a service on
 # every address.
-bg nettool dns-forward 127.0.0.53 $OUT
-bg nettool serve 127.0.0.1 5432 "host loopback db"
-bg nettool serve 0.0.0.0 5433 "host service"
+labd nettool dns-forward 127.0.0.53 $OUT
+labd nettool serve 127.0.0.1 5432 "host loopback db"
+labd nettool serve 0.0.0.0 5433 "host service"
 echo "nameserver 127.0.0.53" >/etc/resolv.conf
 wait_for sh -c "nettool connect $OUT 81 | grep -q banner"
 wait_for sh -c "nettool resolve test-host.example | grep -qx $OUT"
@@ -151,6 +154,7 @@ case "$explain" in *"$A"*) ok "explain alice shows her set's address" ;;
 *) not_ok "explain alice shows her set's address" "$explain" ;; esac
 
 for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+pids=()
 nsjail-helper stop alice >/dev/null
 nsjail-helper stop bob >/dev/null
 wait_for sh -c '! ip -o link show | grep -q nsj'
@@ -159,5 +163,77 @@ check_eq "after stop: no conntrack entry of the pool is left" 0 "$(conntrack -L 
 case "$(nft list tables)" in *pam_nsjail*) not_ok "after the last set: table inet pam_nsjail is removed" ;;
 *) ok "after the last set: table inet pam_nsjail is removed" ;; esac
 check_eq "after the last set: ip_forward is back to $fwd_before" "$fwd_before" "$(cat /proc/sys/net/ipv4/ip_forward)"
+
+left_over() {
+    echo "# links: $(ip -o link show | grep -o 'nsj[0-9]*' | tr '\n' ' ')"
+    echo "# tables: $(nft list tables | tr '\n' ' ') forward=$(cat /proc/sys/net/ipv4/ip_forward)"
+    echo "# conntrack: $(conntrack -L 2>/dev/null | grep 198.51.100. | head -3)"
+}
+# nothing_left: no link, address, route, rule, conntrack entry or
+# forwarding of private networks on the host.
+nothing_left() {
+    ! ip -o link show | grep -q nsj &&
+        ! ip -4 -o addr show | grep -q 198.51.100. &&
+        ! ip route show | grep -q 198.51.100. &&
+        ! nft list tables | grep -q pam_nsjail &&
+        [ "$(conntrack -L 2>/dev/null | grep -c 198.51.100.)" = 0 ] &&
+        [ "$(cat /proc/sys/net/ipv4/ip_forward)" = "$fwd_before" ]
+}
+
+# ---- 20 users x 5 logins at once, then all gone -----------------------------------
+users=""
+for i in $(seq -w 1 20); do
+    useradd -m -s /bin/bash -G students "n$i"
+    grep -q "^n$i:" /etc/subuid || usermod --add-subuids $((400000 + 10#$i * 65536))-$((400000 + 10#$i * 65536 + 65535)) "n$i"
+    users="$users $(repeat_word 5 "n$i")"
+done
+runs_in_parallel net "$users" "nettool fetch http://$OUT/"
+check_eq "20 users x 5 logins at once: every login fetched from the test host" 100 "$(grep -l 'hello from test-host' /run/nsjail-test/net.* | wc -l)"
+head -3 /run/nsjail-test/net.1 /run/nsjail-test/net.50 | sed 's/^/# /'
+wait_for nothing_left || left_over
+check "20 users x 5 logins, all logged out: no link, address, route, rule, conntrack entry or forwarding left" nothing_left
+
+# ---- a helper killed half-way leaves nothing behind (failpoints build) ----------------
+fp=$REPO/target/failpoints/release/nsjail-helper
+if [ -x "$fp" ]; then
+    install -m755 "$fp" /run/nsjail-test/nsjail-helper-fp
+    for step in h0-net-after-link h0-after-mounts h0-after-fork; do
+        NSJAIL_FAILPOINT=$step /run/nsjail-test/nsjail-helper-fp run alice -- true >/dev/null 2>&1
+        check "helper killed at $step: nothing of the network is left" wait_for nothing_left
+    done
+else
+    not_ok "failpoints build missing: cargo build --release --features nsjail-helper/failpoints -p nsjail-helper --target-dir target/failpoints"
+fi
+
+# ---- a killed holder: its link goes with it; the next action removes the rest -----
+bg nsjail-helper run alice -- sleep 30
+wait_for sh -c "ip -o link show | grep -q nsj"
+kill -9 "$(holder_of alice)"
+check "holder SIGKILLed: its link is gone with the set" wait_for sh -c "! ip -o link show | grep -q nsj"
+wait_for nothing_left || left_over
+check "holder SIGKILLed: the login's close removes the table and forwarding" nothing_left
+
+# ---- network = "none", and its older spelling -------------------------------------
+for variant in 'network = "none"' 'namespaces = ["user", "mount", "pid", "ipc", "net"]'; do
+    set_policy "$(private_policy private | sed "s/^network = .*/$variant/")"
+    check "check accepts $variant" nsjail-helper check
+    check_eq "$variant: loopback only" "lo" "$(run_as alice python3 -c "import socket; print(' '.join(n for _, n in socket.if_nameindex()))")"
+    case "$(run_as alice nettool connect $OUT 81)" in failed:*) ok "$variant: no outbound access" ;;
+    *) not_ok "$variant: no outbound access" ;; esac
+done
+check "after the loopback-only sets: nothing of private networks was made" nothing_left
+
+# ---- control: with network = "host" users do reach each other --------------------
+set_policy "$(private_policy host)"
+bg nsjail-helper run alice -- nettool serve 127.0.0.1 8890 "alice on the host network"
+wait_for sh -c "nettool connect 127.0.0.1 8890 | grep -q alice"
+check_eq "control (network = host): bob reaches alice's 127.0.0.1:8890" "connected: alice on the host network" "$(run_as bob nettool connect 127.0.0.1 8890)"
+bg nsjail-helper run bob -- nettool serve-abstract bobhost "bob's abstract"
+wait_for sh -c "nettool connect-abstract bobhost | grep -q bob"
+check_eq "control (network = host): alice reaches bob's abstract socket" "connected: bob's abstract" "$(run_as alice nettool connect-abstract bobhost)"
+for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+nsjail-helper stop alice >/dev/null 2>&1
+nsjail-helper stop bob >/dev/null 2>&1
+for p in "${lab[@]}"; do kill "$p" 2>/dev/null; done
 
 done_testing

@@ -260,6 +260,19 @@ pub fn main(args: &[String]) -> CliResult {
             println!("{msg}");
         }
     }
+    // What private networks need of, and changed on, the host.
+    if let Ok(config) = crate::policy::load(&args.config_path()) {
+        if config.uses_private_network() {
+            let report = crate::net::host_report(config.network().pool);
+            for p in &report.problems {
+                problems += 1;
+                println!("warning: network: {p}");
+            }
+            for n in &report.notes {
+                println!("network: {n}");
+            }
+        }
+    }
     if problems > 0 {
         println!("{problems} problem(s) found");
         Ok(1)

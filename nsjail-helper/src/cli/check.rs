@@ -83,6 +83,36 @@ pub fn warnings(config: &Config, path: &Path, etc: &Path) -> Vec<String> {
     if let Some(warning) = ram.and_then(|ram| worst_case.warning(ram)) {
         out.push(format!("{}: warning: {warning}", path.display()));
     }
+    out.extend(network_lines(config, path));
+    out
+}
+
+/// With any `network = "private"` policy: the pool's capacity, and what
+/// the host looks like for it (route overlaps, tools, forwarding, a
+/// firewall that drops forwarded traffic, the resolver).
+fn network_lines(config: &Config, path: &Path) -> Vec<String> {
+    if !config.uses_private_network() {
+        return Vec::new();
+    }
+    let pool = config.network().pool;
+    let report = crate::net::host_report(pool);
+    let mut out: Vec<String> = report
+        .problems
+        .iter()
+        .map(|p| format!("{}: warning: {p}", path.display()))
+        .collect();
+    out.push(format!(
+        "{}: note: [network] pool {pool}: {} private-network sets at once, gateway {}",
+        path.display(),
+        pool.capacity(),
+        pool.gateway()
+    ));
+    out.extend(
+        report
+            .notes
+            .iter()
+            .map(|n| format!("{}: note: {n}", path.display())),
+    );
     out
 }
 

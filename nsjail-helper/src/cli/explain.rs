@@ -81,6 +81,7 @@ pub fn main(args: &[String]) -> CliResult {
     println!("  proc on /proc (nosuid,nodev,noexec) for the set's pid namespace");
     println!("  mqueue on /dev/mqueue if present, for the set's ipc namespace");
     println!("  all locked: they cannot be unmounted from inside");
+    print_network(settings, &user);
     match session::plan(&user, settings, Path::new(paths::ETC)) {
         Ok(plan) => {
             let range = |r: Option<crate::subid::SubRange>| {
@@ -117,6 +118,57 @@ pub fn main(args: &[String]) -> CliResult {
         }
     }
     Ok(0)
+}
+
+/// The set's network: what it is, its address, what it can reach.
+fn print_network(settings: &crate::policy::Settings, user: &crate::user::UserInfo) {
+    use crate::policy::Network;
+    match settings.network {
+        Network::Host => {
+            println!("network:     host (no network namespace: localhost, abstract unix sockets and ports are shared with every user of the host)");
+        }
+        Network::Loopback => {
+            println!(
+                "network:     none (a loopback of its own and nothing else: no outbound access)"
+            );
+        }
+        Network::Private => {
+            let nc = &settings.net_config;
+            let pool = nc.pool;
+            println!("network:     private (a loopback of its own, one address, outbound IPv4 through the host with NAT)");
+            println!(
+                "  pool {pool} ({} addresses), gateway {} (the host's end of every set's link)",
+                pool.capacity(),
+                pool.gateway()
+            );
+            let live = Registry::open_existing(Path::new(paths::REGISTRY))
+                .ok()
+                .flatten()
+                .and_then(|reg| {
+                    reg.sets_of(user.uid)
+                        .into_iter()
+                        .find(|r| r.lease.is_some() && reg.attach(r).is_some())
+                });
+            match live.and_then(|r| r.lease) {
+                Some(l) => println!("  address:   {} (live set, host link {})", l.addr, l.ifname),
+                None => println!("  address:   the next free one of the pool, given at login and released when the set ends"),
+            }
+            let dns = std::fs::read_to_string("/etc/resolv.conf")
+                .ok()
+                .and_then(|t| crate::net::loopback_resolver(&t))
+                .map_or("the resolvers of /etc/resolv.conf".to_owned(), |r| {
+                    format!("the host's loopback resolver {r} (through the gateway, port 53 only)")
+                });
+            println!("  reaches:   other hosts as the host does (TCP, UDP, ICMP; IPv4 only); names through {dns}");
+            let allowed: Vec<String> = nc.allow_host.iter().map(ToString::to_string).collect();
+            let host = if allowed.is_empty() {
+                "the host's own addresses".to_owned()
+            } else {
+                format!("the host's own addresses except {}", allowed.join(", "))
+            };
+            println!("  not:       other sets, the host's loopback services, {host}, IPv6, any source address but its own");
+        }
+    }
 }
 
 fn indent(text: &str) -> String {

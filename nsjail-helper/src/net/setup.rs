@@ -277,9 +277,11 @@ pub fn sweep() -> Vec<String> {
     }
     if tools::find("nft").is_some()
         && tools::run("nft", &["list", "table", "inet", "pam_nsjail"], "").is_ok()
-        && tools::run("nft", &["delete", "table", "inet", "pam_nsjail"], "").is_ok()
     {
-        done.push(format!("removed table {TABLE}"));
+        match tools::run("nft", &["delete", "table", "inet", "pam_nsjail"], "") {
+            Ok(_) => done.push(format!("removed table {TABLE}")),
+            Err(e) => done.push(format!("could not remove table {TABLE}: {e}")),
+        }
     }
     if marker.exists() && fs::write(IP_FORWARD, "0").is_ok() {
         let _ = fs::remove_file(&marker);

@@ -421,3 +421,79 @@ fn load_error_display_is_one_line_per_error() {
     assert_eq!(text.lines().count(), 2);
     assert!(text.lines().all(|l| l.starts_with("/p.toml:")), "{text}");
 }
+
+// ---- network ---------------------------------------------------------
+
+#[test]
+fn network_is_a_choice_and_net_its_older_spelling() {
+    let net = |c: &Config| {
+        let s = &c.policies()[0].settings;
+        (s.network, s.namespaces.contains(&Namespace::Net))
+    };
+    assert_eq!(net(&cfg(&with(""))), (Network::Host, false));
+    assert_eq!(
+        net(&cfg(&with("network = \"private\""))),
+        (Network::Private, true)
+    );
+    assert_eq!(
+        net(&cfg(&with("network = \"none\""))),
+        (Network::Loopback, true)
+    );
+    assert_eq!(
+        net(&cfg(&with(
+            "namespaces = [\"user\", \"mount\", \"pid\", \"ipc\", \"net\"]"
+        ))),
+        (Network::Loopback, true),
+        "\"net\" in namespaces still means loopback only"
+    );
+    assert_eq!(
+        net(&cfg(&with(
+            "namespaces = [\"user\", \"mount\", \"pid\", \"ipc\", \"net\"]\nnetwork = \"private\""
+        ))),
+        (Network::Private, true)
+    );
+    one_err(
+        &with("network = \"bridge\""),
+        "/p.toml:4:11: invalid network \"bridge\": expected one of \"host\", \"none\", \"private\"",
+    );
+    first_err_starts(
+        &with("namespaces = [\"user\", \"mount\", \"pid\", \"ipc\", \"net\"]\nnetwork = \"host\""),
+        "/p.toml:5:11: network = \"host\" contradicts \"net\" in namespaces",
+    );
+    // Inherited from [defaults].
+    let c =
+        cfg("[defaults]\nnetwork = \"private\"\n\n[[policy]]\nname = \"p\"\ngroups = [\"g\"]\n");
+    assert_eq!(net(&c), (Network::Private, true));
+    assert_eq!(c.default_settings().network, Network::Private);
+}
+
+#[test]
+fn the_network_table_holds_the_pool_and_allowed_host_ports() {
+    let c = cfg(&format!(
+        "[network]\npool = \"198.51.100.0/24\"\nallow_host = [\"tcp/22\", \"udp/123\"]\n\n{}",
+        with("network = \"private\"")
+    ));
+    assert_eq!(c.network().pool.to_string(), "198.51.100.0/24");
+    assert_eq!(c.network().allow_host.len(), 2);
+    assert_eq!(c.policies()[0].settings.net_config, *c.network());
+    assert!(c.uses_private_network());
+    let d = cfg(&with(""));
+    assert_eq!(d.network().pool.to_string(), DEFAULT_POOL);
+    assert!(!d.uses_private_network());
+    one_err(
+        "[network]\npool = \"10.1.2.3/16\"\n",
+        "/p.toml:2:8: invalid [network] pool \"10.1.2.3/16\": 10.1.2.3 has host bits set for /16: did you mean \"10.1.0.0/16\"?",
+    );
+    first_err_starts(
+        "[network]\nallow_host = [\"tcp/22\", \"ssh\"]\n",
+        "/p.toml:2:25: invalid allow_host entry: expected \"tcp/PORT\"",
+    );
+    first_err_starts(
+        "[network]\nallow_host = [\"tcp/22\", \"tcp/22\"]\n",
+        "/p.toml:2:25: duplicate allow_host entry \"tcp/22\"",
+    );
+    first_err_starts(
+        "[network]\npools = \"x\"\n",
+        "/p.toml:2:1: unknown field `pools`",
+    );
+}
