@@ -9,7 +9,7 @@
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
-use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+use nix::sys::signal::SigSet;
 
 /// Converts a C-style `-1`-on-error return into an `io::Result`.
 fn cerr<T: PartialEq + From<i8>>(ret: T) -> io::Result<T> {
@@ -232,39 +232,5 @@ pub fn fork_checked() -> io::Result<Forked> {
     match unsafe { nix::unistd::fork() }.map_err(io::Error::from)? {
         nix::unistd::ForkResult::Child => Ok(Forked::Child),
         nix::unistd::ForkResult::Parent { child } => Ok(Forked::Parent(child.as_raw())),
-    }
-}
-
-/// While alive, SIGINT and SIGQUIT are ignored in this process (as
-/// `system(3)` does while it waits for its child); dropping it restores
-/// exactly the dispositions it replaced, and nothing else.
-pub struct IgnoreInterrupts {
-    saved: Vec<(Signal, SigAction)>,
-}
-
-impl IgnoreInterrupts {
-    pub fn new() -> IgnoreInterrupts {
-        let ignore = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
-        let saved = [Signal::SIGINT, Signal::SIGQUIT]
-            .into_iter()
-            .filter_map(|sig| {
-                // SAFETY: SIG_IGN installs no handler code.
-                unsafe { sigaction(sig, &ignore) }
-                    .ok()
-                    .map(|old| (sig, old))
-            })
-            .collect();
-        IgnoreInterrupts { saved }
-    }
-}
-
-impl Drop for IgnoreInterrupts {
-    fn drop(&mut self) {
-        for (sig, old) in &self.saved {
-            // SAFETY: `old` is the disposition the kernel reported for
-            // `sig` in this very process, so restoring it reinstates only
-            // what was installed before.
-            let _ = unsafe { sigaction(*sig, old) };
-        }
     }
 }
