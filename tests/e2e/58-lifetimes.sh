@@ -80,4 +80,92 @@ nsjail-helper stop alice >/dev/null 2>&1
 rm -f /home/alice/.bash_profile /home/alice/captured /home/alice/typed
 set_policy "$(test_policy)"
 
+# ---- a set ends with its last login, however the login ended ----------------------
+uid=$(id -u alice)
+holder_of() { sed -n 's/^holder=\([0-9]*\):.*/\1/p' "/run/pam_nsjail/sets/u$uid" 2>/dev/null; }
+# gone PID: the process has exited (a zombie not yet reaped counts).
+gone() { [ ! -e "/proc/$1" ] || [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" = Z ]; }
+# gone_within SECONDS PID
+gone_within() {
+    local end=$(($(date +%s%N) + $1 * 1000000000))
+    while [ "$(date +%s%N)" -lt "$end" ]; do gone "$2" && return 0; sleep 0.02; done
+    gone "$2"
+}
+# started: alice's set exists and her command runs in it.
+started() { wait_for sh -c "[ -n \"\$(sed -n 's/^holder=//p' /run/pam_nsjail/sets/u$uid 2>/dev/null)\" ] && nsjail-helper enter alice -- pgrep -x sleep"; }
+
+nsjail-helper run alice -- sleep 60 &
+run=$!
+started
+h=$(holder_of)
+kill -TERM "$run"
+wait "$run"
+check_eq "SIGTERM to run alice: passed on to her command (status 143)" 143 "$?"
+check "SIGTERM to run alice: the session is closed and, with on_logout=kill, her set is gone within 2 s" gone_within 2 "$h"
+check_eq "SIGTERM to run alice: list shows no set of hers" "" "$(nsjail-helper list | awk '$2=="alice"')"
+
+nsjail-helper run alice -- sleep 60 &
+run=$!
+started
+h=$(holder_of)
+kill -HUP "$run"
+wait "$run"
+check_eq "SIGHUP to run alice (a closed terminal): passed on to her command (status 129)" 129 "$?"
+check "SIGHUP to run alice: her set is gone within 2 s" gone_within 2 "$h"
+
+# Two logins; the first one's opener is SIGKILLed (it never closes).
+nsjail-helper run alice -- sleep 60 &
+run1=$!
+started
+h=$(holder_of)
+nsjail-helper run alice -- sleep 60 &
+run2=$!
+wait_for sh -c "nsjail-helper list | awk '\$2==\"alice\" && \$5==2' | grep -q ."
+kill -KILL "$run1"
+wait "$run1" 2>/dev/null
+sleep 1
+alive_and_usable() { ! gone "$1" && nsjail-helper enter alice -- true; }
+check "SIGKILL to one of two run alice: her set lives on with the other login (control)" \
+    alive_and_usable "$h"
+kill -KILL "$run2"
+wait "$run2" 2>/dev/null
+check "SIGKILL to the last run alice (no close at all): her set is gone within 2 s" gone_within 2 "$h"
+check_eq "after that, list shows no set of hers (the stale record is dropped)" "" "$(nsjail-helper list | awk '$2=="alice"')"
+
+# sshd's monitor killed (SIGKILL, as the OOM killer does): no close_session.
+ssh_as alice sleep 60 &
+sshpid=$!
+wait_for pgrep -f '^sshd(-session)?: alice \[priv\]'
+started
+h=$(holder_of)
+monitor=$(pgrep -f '^sshd(-session)?: alice \[priv\]' | head -1)
+check "an ssh login of alice has a monitor process (control)" test -n "$monitor"
+kill -KILL "$monitor"
+check "SIGKILL to alice's sshd monitor: her set is gone within 2 s" gone_within 2 "$h"
+wait "$sshpid" 2>/dev/null
+
+# Control: with on_logout = "linger" a killed opener leaves the set alone.
+linger
+nsjail-helper run alice -- sleep 60 &
+run=$!
+started
+h=$(holder_of)
+kill -KILL "$run"
+wait "$run" 2>/dev/null
+sleep 1
+check "on_logout=linger: SIGKILL to run alice leaves her set alive (control)" \
+    nsjail-helper enter alice -- true
+check_eq "on_logout=linger: it is still the same set" "$h" "$(holder_of)"
+
+# A holder that fails attach (the recorded process, no longer in the
+# recorded user namespace) is killed, not orphaned.
+nsjail-helper run alice -- true
+check_eq "a later login joins the set whose record matches (control)" "$h" "$(holder_of)"
+sed -i 's/^userns=.*/userns=1/' "/run/pam_nsjail/sets/u$uid"
+nsjail-helper run alice -- true
+check "a holder that fails attach is killed within 2 s" gone_within 2 "$h"
+check_ne "and the login got a new set" "$h" "$(holder_of)"
+nsjail-helper stop alice >/dev/null
+set_policy "$(test_policy)"
+
 done_testing

@@ -66,6 +66,9 @@ impl SetSpec {
         if self.net {
             args.push("--net".into());
         }
+        if self.end_with_openers {
+            args.push("--end-with-openers".into());
+        }
         args
     }
 
@@ -89,6 +92,7 @@ impl SetSpec {
             uts: false,
             cgroup: false,
             net: false,
+            end_with_openers: false,
         };
         let mut it = args.iter();
         while let Some(arg) = it.next() {
@@ -109,6 +113,7 @@ impl SetSpec {
                 "--uts" => spec.uts = true,
                 "--cgroup" => spec.cgroup = true,
                 "--net" => spec.net = true,
+                "--end-with-openers" => spec.end_with_openers = true,
                 other => return Err(format!("unknown argument {other}")),
             }
         }
@@ -315,6 +320,7 @@ mod tests {
             uts: true,
             cgroup: true,
             net: false,
+            end_with_openers: true,
         };
         let args: Vec<String> = spec.to_args()[1..]
             .iter()

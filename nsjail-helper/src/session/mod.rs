@@ -163,6 +163,16 @@ pub fn open(reg: &Registry, req: &OpenRequest<'_>) -> Result<Opened, SessionErro
                 reg.prune_sessions(&mut rec);
                 rec.sessions.push(req.opener);
                 reg.write(&rec)?;
+                let mut notes = reg.take_notes();
+                if rec.on_logout == OnLogout::Kill {
+                    // Without it the set still ends at the last close,
+                    // but not if this login ends without one.
+                    if let Err(e) = req.creator.enlist(&holder, req.opener, reg.proc_root()) {
+                        notes.push(format!(
+                            "the set will not end by itself if this login ends without closing: {e}"
+                        ));
+                    }
+                }
                 return Ok(Opened {
                     key,
                     join_flags: rec.join_flags(),
@@ -170,7 +180,7 @@ pub fn open(reg: &Registry, req: &OpenRequest<'_>) -> Result<Opened, SessionErro
                     created: false,
                     h0: nsset::H0::default(),
                     unit: nsset::UnitPlacement::NoSystemd,
-                    notes: reg.take_notes(),
+                    notes,
                 });
             }
             // The holder died or its pid now belongs to someone else: the
