@@ -168,4 +168,30 @@ check_ne "and the login got a new set" "$h" "$(holder_of)"
 nsjail-helper stop alice >/dev/null
 set_policy "$(test_policy)"
 
+# ---- login records: inside a set, only her own ----------------------------------------
+# Records of the sandbox's own (the host's /var/log stays untouched).
+mount -t tmpfs -o mode=755 tmpfs /var/log
+install -m664 -o root -g utmp /dev/null /var/log/wtmp
+install -m600 -o root -g utmp /dev/null /var/log/btmp
+install -m664 -o root -g utmp /dev/null /var/log/lastlog
+ssh "${SSH_OPTS[@]}" -tt alice@127.0.0.1 true >/dev/null 2>&1
+ssh "${SSH_OPTS[@]}" -tt bob@127.0.0.1 sleep 30 >/dev/null 2>&1 &
+bobssh=$!
+wait_for sh -c 'utmpdump /run/utmp 2>/dev/null | grep "^\[7\]" | grep -q "\[bob "'
+check "control: the host's utmp lists bob's live login" sh -c 'utmpdump /run/utmp 2>/dev/null | grep -q "\[bob "'
+check "control: the host's wtmp has bob's login" sh -c 'utmpdump /var/log/wtmp 2>/dev/null | grep -q "\[bob "'
+check "control: lastlog on the host knows where bob came from" sh -c 'lastlog -u bob | grep -q 127.0.0.1'
+inside() { nsjail-helper run alice -- sh -c "$1" 2>&1; }
+check "in alice's set, utmp has no record of bob" sh -c "! printf '%s' \"\$1\" | grep -q bob" _ "$(inside 'utmpdump /run/utmp')"
+check "in alice's set, wtmp has no record of bob" sh -c "! printf '%s' \"\$1\" | grep -q bob" _ "$(inside 'utmpdump /var/log/wtmp')"
+check "in alice's set, lastlog -u bob shows nothing of his" sh -c "! printf '%s' \"\$1\" | grep -q 127.0.0.1" _ "$(inside 'lastlog -u bob')"
+check "in alice's set, last lists her own login (control) and not bob's" \
+    sh -c "printf '%s' \"\$1\" | grep -q '^alice ' && ! printf '%s' \"\$1\" | grep -q '^bob '" _ "$(inside 'last')"
+check "in alice's set, lastlog -u alice shows her own last login" sh -c "printf '%s' \"\$1\" | grep -q 127.0.0.1" _ "$(inside 'lastlog -u alice')"
+check "in alice's set, who and w work" nsjail-helper run alice -- sh -c 'who >/dev/null && w >/dev/null'
+check "in alice's set, the records cannot be unmounted or written" \
+    nsjail-helper run alice -- sh -c '! umount /run/utmp 2>/dev/null && ! unshare -rm umount /var/log/wtmp 2>/dev/null && ! sh -c ": >>/var/log/wtmp" 2>/dev/null'
+kill "$bobssh" 2>/dev/null
+wait "$bobssh" 2>/dev/null
+
 done_testing

@@ -18,7 +18,7 @@ use nix::unistd::Pid;
 
 use super::holder::{holder_main, read_token};
 use super::wire::{self, Ready, DONE, KEEP};
-use super::{failpoint, lifetime, step_err, unit, SetError, SetSpec, UnitPlacement};
+use super::{failpoint, lifetime, records, step_err, unit, SetError, SetSpec, UnitPlacement};
 use crate::idmap;
 use crate::policy::Propagation;
 use crate::sys::{self, Forked};
@@ -167,6 +167,13 @@ fn create(spec: &SetSpec) -> Result<PendingHolder, SetError> {
         None::<&str>,
     )
     .map_err(step_err("make / rslave"))?;
+
+    // 3b. Login records (utmp, wtmp, btmp, lastlog): read-only copies
+    //     with only the user's own records (and the system's), so nobody
+    //     inside learns other users' terminals, addresses and times.
+    //     /tmp serves briefly as staging; it gets its private tmpfs next.
+    records::hide_other_users(spec.owner.uid, Path::new("/tmp"))?;
+    failpoint("h0-after-records");
 
     // 4. Private temp dirs, mounted through fds so no symlink a user might
     //    plant is ever followed by root.

@@ -27,6 +27,7 @@ mod create;
 mod holder;
 mod join;
 mod lifetime;
+mod records;
 mod spawn;
 mod unit;
 mod wire;
