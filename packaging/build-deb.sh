@@ -108,6 +108,7 @@ Architecture: $arch
 Maintainer: pam_nsjail developers <security@pam-nsjail.invalid>
 Installed-Size: $installed_size
 Depends: $depends, libpam-runtime
+Recommends: iproute2, nftables, conntrack
 Section: admin
 Priority: optional
 Description: PAM module isolating ssh logins in per-user namespaces

@@ -13,7 +13,7 @@ use nix::sched::{setns, CloneFlags};
 
 use crate::child;
 use crate::nsset::{self, Identity};
-use crate::relay::Plumbing;
+use crate::relay::{Forwarder, Plumbing};
 use crate::sys;
 use crate::user::UserInfo;
 
@@ -91,7 +91,7 @@ impl Program {
     }
 
     /// In a forked child: enter `cwd`, restore default signal handling
-    /// (Rust ignores SIGPIPE; `run` ignores SIGINT/SIGQUIT) and exec.
+    /// (Rust ignores SIGPIPE) and exec.
     /// Returns only the status to `_exit` with on failure.
     fn exec(&self) -> i32 {
         if std::env::set_current_dir(&self.cwd).is_err() {
@@ -147,8 +147,14 @@ fn start(
     take_identity: impl FnOnce() -> Result<(), String>,
 ) -> io::Result<i32> {
     let plumbing = Plumbing::new()?;
-    let _quiet = (!plumbing.has_pty()).then(sys::IgnoreInterrupts::new);
+    // SIGTERM, SIGHUP, SIGINT and SIGQUIT are passed on to the command
+    // (relay.rs), so this process outlives it and closes its session.
+    let signals = Forwarder::new()?;
     let pid = child::fork_child(|| {
+        if let Err(e) = signals.restore_in_child() {
+            eprintln!("nsjail-helper: signal mask: {e}");
+            return 127;
+        }
         if let Err(e) = plumbing.child_side() {
             eprintln!("nsjail-helper: stdio: {e}");
             return 127;
@@ -163,7 +169,7 @@ fn start(
         setns(&own, CloneFlags::CLONE_NEWPID)?;
     }
     drop(h0);
-    plumbing.relay(pid)
+    plumbing.relay(pid, &signals)
 }
 
 fn become_user(who: &Identity) -> nix::Result<()> {

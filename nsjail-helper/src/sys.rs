@@ -9,7 +9,7 @@
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
-use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+use nix::sys::signal::SigSet;
 
 /// Converts a C-style `-1`-on-error return into an `io::Result`.
 fn cerr<T: PartialEq + From<i8>>(ret: T) -> io::Result<T> {
@@ -209,6 +209,116 @@ pub fn hold_forever() -> ! {
     }
 }
 
+/// `pidfd_getfd(2)`: a copy of the fd numbered `target` in the process
+/// behind `pidfd` (needs ptrace access to it). Close-on-exec.
+pub fn pidfd_getfd(pidfd: BorrowedFd<'_>, target: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: plain syscall with integer arguments.
+    let fd = cerr(unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), target, 0) })?;
+    // SAFETY: the kernel just returned this fd; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// `socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC)`.
+pub fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: socketpair writes two fds into the array we own.
+    cerr(unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    })?;
+    // SAFETY: the kernel just returned these fds; nothing else owns them.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Whether `fd` is a unix-domain seqpacket socket.
+pub fn is_unix_seqpacket(fd: BorrowedFd<'_>) -> io::Result<bool> {
+    let get = |opt: libc::c_int| -> io::Result<libc::c_int> {
+        let mut val: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: getsockopt writes at most `len` bytes into `val`.
+        cerr(unsafe {
+            libc::getsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                opt,
+                (&mut val as *mut libc::c_int).cast(),
+                &mut len,
+            )
+        })?;
+        Ok(val)
+    };
+    Ok(get(libc::SO_TYPE)? == libc::SOCK_SEQPACKET && get(libc::SO_DOMAIN)? == libc::AF_UNIX)
+}
+
+/// Sends one byte and a copy of `fd` (SCM_RIGHTS) on socket `sock`,
+/// without blocking and without SIGPIPE.
+pub fn send_fd(sock: BorrowedFd<'_>, fd: BorrowedFd<'_>) -> io::Result<()> {
+    let payload = [b'p'];
+    let mut iov = libc::iovec {
+        iov_base: payload.as_ptr() as *mut libc::c_void,
+        iov_len: payload.len(),
+    };
+    // Room for one cmsghdr and one int, aligned as cmsghdr needs.
+    let mut control = [0u64; 4];
+    // SAFETY: CMSG_SPACE is a pure size computation.
+    let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<libc::c_int>() as u32) } as usize;
+    // SAFETY: msghdr is plain data; all-zero is valid.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = space.min(std::mem::size_of_val(&control));
+    // SAFETY: msg_control points at `control`, large enough for one
+    // header and one int (CMSG_SPACE(4) = 24 <= 32), so CMSG_FIRSTHDR is
+    // non-null and its data lies within `control`.
+    unsafe {
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        (*cmsg).cmsg_level = libc::SOL_SOCKET;
+        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<libc::c_int>() as u32) as _;
+        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::c_int>(), fd.as_raw_fd());
+    }
+    // SAFETY: every pointer in `msg` points at locals that outlive the call.
+    cerr(unsafe {
+        libc::sendmsg(
+            sock.as_raw_fd(),
+            &msg,
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+        )
+    })?;
+    Ok(())
+}
+
+/// Right before an exec: makes each `(fd, number)` of `place` available
+/// to the new program as inheritable fd `number`. `exe`, the program to
+/// execute through, is first moved out of the way (to 10 or above) and
+/// returned; every other fd stays as it was (close-on-exec).
+pub fn place_fds_for_exec(exe: OwnedFd, place: Vec<(OwnedFd, RawFd)>) -> io::Result<OwnedFd> {
+    let high = |fd: OwnedFd| -> io::Result<OwnedFd> {
+        // SAFETY: F_DUPFD_CLOEXEC returns a new fd that nothing else owns.
+        let new = cerr(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 10) })?;
+        // SAFETY: as above.
+        Ok(unsafe { OwnedFd::from_raw_fd(new) })
+    };
+    // Every original is closed before any target number is taken, so no
+    // owner closes a placed fd later.
+    let exe = high(exe)?;
+    let moved = place
+        .into_iter()
+        .map(|(fd, n)| high(fd).map(|h| (h, n)))
+        .collect::<io::Result<Vec<_>>>()?;
+    for (fd, n) in &moved {
+        // SAFETY: `n` is not owned by any object of ours (every fd we own
+        // was moved to 10 or above); dup2 leaves the copy inheritable.
+        cerr(unsafe { libc::dup2(fd.as_raw_fd(), *n) })?;
+    }
+    Ok(exe)
+}
+
 /// Result of `fork_checked`.
 pub enum Forked {
     Parent(i32),
@@ -232,39 +342,5 @@ pub fn fork_checked() -> io::Result<Forked> {
     match unsafe { nix::unistd::fork() }.map_err(io::Error::from)? {
         nix::unistd::ForkResult::Child => Ok(Forked::Child),
         nix::unistd::ForkResult::Parent { child } => Ok(Forked::Parent(child.as_raw())),
-    }
-}
-
-/// While alive, SIGINT and SIGQUIT are ignored in this process (as
-/// `system(3)` does while it waits for its child); dropping it restores
-/// exactly the dispositions it replaced, and nothing else.
-pub struct IgnoreInterrupts {
-    saved: Vec<(Signal, SigAction)>,
-}
-
-impl IgnoreInterrupts {
-    pub fn new() -> IgnoreInterrupts {
-        let ignore = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
-        let saved = [Signal::SIGINT, Signal::SIGQUIT]
-            .into_iter()
-            .filter_map(|sig| {
-                // SAFETY: SIG_IGN installs no handler code.
-                unsafe { sigaction(sig, &ignore) }
-                    .ok()
-                    .map(|old| (sig, old))
-            })
-            .collect();
-        IgnoreInterrupts { saved }
-    }
-}
-
-impl Drop for IgnoreInterrupts {
-    fn drop(&mut self) {
-        for (sig, old) in &self.saved {
-            // SAFETY: `old` is the disposition the kernel reported for
-            // `sig` in this very process, so restoring it reinstates only
-            // what was installed before.
-            let _ = unsafe { sigaction(*sig, old) };
-        }
     }
 }

@@ -189,7 +189,6 @@ for i in $(seq -w 1 20); do
 done
 runs_in_parallel net "$users" "nettool fetch http://$OUT/"
 check_eq "20 users x 5 logins at once: every login fetched from the test host" 100 "$(grep -l 'hello from test-host' /run/nsjail-test/net.* | wc -l)"
-head -3 /run/nsjail-test/net.1 /run/nsjail-test/net.50 | sed 's/^/# /'
 wait_for nothing_left || left_over
 check "20 users x 5 logins, all logged out: no link, address, route, rule, conntrack entry or forwarding left" nothing_left
 
@@ -203,6 +202,27 @@ if [ -x "$fp" ]; then
     done
 else
     not_ok "failpoints build missing: cargo build --release --features nsjail-helper/failpoints -p nsjail-helper --target-dir target/failpoints"
+fi
+
+# ---- X11 forwarding: the listener and DISPLAY are the set's -----------------------
+if command -v xauth >/dev/null; then
+    # sshd_start writes its config anew: restart with X11 forwarding added.
+    sshd_stop
+    wait_for sh -c '! pgrep -x sshd'
+    printf 'X11Forwarding yes\nX11UseLocalhost yes\n' >>/run/nsjail-test/sshd_config
+    /usr/sbin/sshd -f /run/nsjail-test/sshd_config -E /run/nsjail-test/sshd.log
+    wait_for test -s /run/nsjail-test/sshd.pid
+    mkdir -p /tmp/.X11-unix
+    python3 -c 'import socket,os; s=socket.socket(socket.AF_UNIX); s.bind("/tmp/.X11-unix/X55"); s.listen(4)
+while True:
+    c,_=s.accept(); open("/run/nsjail-test/x11-hit","w").write("hit"); c.close()' >/dev/null 2>&1 &
+    lab+=($!)
+    x11=$(DISPLAY=:55 timeout 30 ssh "${SSH_OPTS[@]}" -X alice@127.0.0.1 'echo "display=$DISPLAY"; python3 -c "import socket,os; n=int(os.environ[\"DISPLAY\"].split(\":\")[1].split(\".\")[0]); socket.create_connection((\"127.0.0.1\", 6000+n)).send(b\"l\"); print(\"port\", 6000+n)"; sleep 0.5' 2>/dev/null)
+    case "$x11" in *"display=localhost:"*"port 60"*) ok "ssh -X: DISPLAY=localhost:N and the set's own localhost:60NN is sshd's X11 listener" ;;
+    *) not_ok "ssh -X: DISPLAY and the X11 listener in the set agree" "$x11" ;; esac
+    check "ssh -X: a connection to the set's display reaches the client's X server" wait_for test -e /run/nsjail-test/x11-hit
+else
+    not_ok "xauth is missing (apt-get install xauth): X11 forwarding not tested"
 fi
 
 # ---- a killed holder: its link goes with it; the next action removes the rest -----

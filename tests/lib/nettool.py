@@ -8,7 +8,9 @@
   nettool.py serve-abstract NAME TEXT  the same on an abstract unix socket
   nettool.py connect-abstract NAME     print "connected: ..." or "failed: ..."
   nettool.py dns ADDR NAME=IP...       a tiny authoritative DNS server (A only)
-  nettool.py dns-forward ADDR UPSTREAM a UDP+TCP DNS forwarder (like a local stub resolver)
+  nettool.py dns-forward ADDR UPSTREAM a UDP DNS forwarder (like a local stub resolver)
+  nettool.py echo ADDR PORT            TCP echo server (for round-trip times)
+  nettool.py rtt HOST PORT N           median TCP round trip in microseconds over N pings
 """
 import socket
 import struct
@@ -33,7 +35,8 @@ def connect(host, port, src=None):
 
 def fetch(url):
     try:
-        with urllib.request.urlopen(url, timeout=TIMEOUT) as r:
+        # Long enough for SYN retries when a hundred logins fetch at once.
+        with urllib.request.urlopen(url, timeout=15) as r:
             print(r.read().decode(errors="replace").strip())
     except Exception as e:  # noqa: BLE001
         print("failed: %s" % e)
@@ -135,6 +138,37 @@ def dns_forward(addr, upstream):
     threading.Event().wait()
 
 
+def echo(addr, port):
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((addr, int(port)))
+    s.listen(4)
+    print("listening", flush=True)
+    while True:
+        c, _ = s.accept()
+        c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        while True:
+            d = c.recv(64)
+            if not d:
+                break
+            c.sendall(d)
+        c.close()
+
+
+def rtt(host, port, n):
+    import time
+    c = socket.create_connection((host, int(port)), timeout=TIMEOUT)
+    c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    times = []
+    for _ in range(int(n)):
+        t = time.perf_counter_ns()
+        c.sendall(b"x")
+        c.recv(64)
+        times.append((time.perf_counter_ns() - t) / 1000)
+    times.sort()
+    print("%.1f" % times[len(times) // 2])
+
+
 def main():
     cmd, args = sys.argv[1], sys.argv[2:]
     {
@@ -146,6 +180,8 @@ def main():
         "connect-abstract": connect_abstract,
         "dns": lambda a, *p: dns(a, p),
         "dns-forward": dns_forward,
+        "echo": echo,
+        "rtt": rtt,
     }[cmd](*args)
 
 

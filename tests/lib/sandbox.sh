@@ -144,12 +144,14 @@ sandbox_setup() {
 }
 
 # Installs the built module, helper and PAM include like the package does.
+# NSJAIL_BUILD_DIR (relative to the checkout, default target/release)
+# picks another build, e.g. an older one to show that a test fails there.
 sandbox_install() {
-    local securedir
+    local securedir build=$REPO/${NSJAIL_BUILD_DIR:-target/release}
     securedir=$(pkg-config --variable=securedir pam 2>/dev/null || true)
     [ -n "$securedir" ] || securedir=/usr/lib/x86_64-linux-gnu/security
-    install -m755 "$REPO/target/release/nsjail-helper" /usr/sbin/nsjail-helper
-    install -m644 "$REPO/target/release/libpam_nsjail.so" "$securedir/pam_nsjail.so"
+    install -m755 "$build/nsjail-helper" /usr/sbin/nsjail-helper
+    install -m644 "$build/libpam_nsjail.so" "$securedir/pam_nsjail.so"
     install -m644 "$REPO/config/pam.d/nsjail" /etc/pam.d/nsjail
     mkdir -p /etc/security
     grep -q '^@include nsjail' /etc/pam.d/sshd || echo '@include nsjail' >>/etc/pam.d/sshd

@@ -70,6 +70,9 @@ pub fn list_main(args: &[String]) -> CliResult {
     }
     args.no_positional()?;
     require_root("list")?;
+    // Sets that ended without a logout may have left the private
+    // networks' table and forwarding behind.
+    crate::net::sweep_if_idle();
     let sets = match Registry::open_existing(Path::new(paths::REGISTRY))
         .map_err(|e| fail(paths::REGISTRY, e))?
     {

@@ -32,5 +32,6 @@ pub use hostinfo::{host_report, HostReport};
 pub use pool::{veth_index, veth_name, HostPort, Pool, Proto, SET_IFNAME, VETH_PREFIX};
 pub use rules::{host_table, loopback_resolver, set_table, TABLE};
 pub use setup::{
-    attach_private, live_indices, release, sweep, sweep_after_failure, Lease, PrivateSpec,
+    attach_private, live_indices, release, sweep, sweep_after_failure, sweep_if_idle, Lease,
+    PrivateSpec,
 };

@@ -97,6 +97,7 @@ fn host_side(
         .ok_or_else(|| SetError::new("open the registry", "missing"))?;
     let lock = reg.lock_net().map_err(err("lock private networks"))?;
     let guard = ensure_forwarding(&reg)?;
+    fs::write(reg.table_marker(), "").map_err(err("note the host table"))?;
     tools::run(
         "nft",
         &["-f", "-"],
@@ -247,6 +248,22 @@ pub fn release(lease: &Lease) -> Vec<String> {
     sweep()
 }
 
+/// `sweep`, but only if something of private networks may be left and
+/// no link is: cheap enough for every login (no tool runs otherwise).
+/// Sets that end without a logout (their holder killed, or ended with its
+/// last opener) leave the shared table and forwarding to this.
+pub fn sweep_if_idle() -> Vec<String> {
+    let Ok(Some(reg)) = Registry::open_existing(Path::new(paths::REGISTRY)) else {
+        return Vec::new();
+    };
+    let pending = reg.table_marker().exists() || reg.forwarding_marker().exists();
+    if pending && live_indices().is_empty() {
+        sweep()
+    } else {
+        Vec::new()
+    }
+}
+
 /// After a set failed half-way: its link goes with its network namespace,
 /// which the kernel frees asynchronously, so wait for that (boundedly)
 /// before removing what only it needed.
@@ -283,6 +300,7 @@ pub fn sweep() -> Vec<String> {
             Err(e) => done.push(format!("could not remove table {TABLE}: {e}")),
         }
     }
+    let _ = fs::remove_file(reg.table_marker());
     if marker.exists() && fs::write(IP_FORWARD, "0").is_ok() {
         let _ = fs::remove_file(&marker);
         done.push("turned net.ipv4.ip_forward off again".to_owned());

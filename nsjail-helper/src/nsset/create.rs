@@ -18,7 +18,7 @@ use nix::unistd::Pid;
 
 use super::holder::{holder_main, read_token};
 use super::wire::{self, Ready, DONE, KEEP};
-use super::{failpoint, step_err, unit, SetError, SetSpec, UnitPlacement};
+use super::{failpoint, lifetime, records, step_err, unit, SetError, SetSpec, UnitPlacement};
 use crate::idmap;
 use crate::policy::Propagation;
 use crate::sys::{self, Forked};
@@ -177,6 +177,13 @@ fn create(spec: &SetSpec) -> Result<PendingHolder, SetError> {
     )
     .map_err(step_err("make / rslave"))?;
 
+    // 3b. Login records (utmp, wtmp, btmp, lastlog): read-only copies
+    //     with only the user's own records (and the system's), so nobody
+    //     inside learns other users' terminals, addresses and times.
+    //     /tmp serves briefly as staging; it gets its private tmpfs next.
+    records::hide_other_users(spec.owner.uid, Path::new("/tmp"))?;
+    failpoint("h0-after-records");
+
     // 4. Private temp dirs, mounted through fds so no symlink a user might
     //    plant is ever followed by root.
     let mut data = String::from("mode=1777");
@@ -251,18 +258,27 @@ fn create(spec: &SetSpec) -> Result<PendingHolder, SetError> {
 
     // The holder's tiny program, in a sealed memfd the holder will exec.
     let holder_exe = sealed_memfd(HOLDER_ELF).map_err(step_err("prepare holder program"))?;
+    // 5b. With on_logout = "kill", the channel over which the holder
+    //     learns of every process that opens a session (lifetime.rs), our
+    //     caller's pidfd already in it, so the set ends with its openers
+    //     even if none of them ever closes its session.
+    let openers = match (spec.end_with_openers, &holder_exe) {
+        (true, Some(_)) => Some(lifetime::channel_with_caller()?),
+        _ => None,
+    };
     let (ready_r, ready_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(step_err("pipe"))?;
     let (go_r, go_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(step_err("pipe"))?;
     match sys::fork_checked().map_err(step_err("fork holder"))? {
         Forked::Child => {
             drop(ready_r);
             drop(go_w);
-            holder_main(&spec.owner, ready_w, go_r, holder_exe)
+            holder_main(&spec.owner, ready_w, go_r, holder_exe, openers)
         }
         Forked::Parent(holder) => {
             drop(ready_w);
             drop(go_r);
             drop(holder_exe);
+            drop(openers);
             failpoint("h0-after-fork");
             let result = finish_holder(spec, ready_r, go_w).map(|(ready, go)| PendingHolder {
                 pid: holder,

@@ -11,7 +11,7 @@ use std::os::fd::OwnedFd;
 use nix::mount::{mount, MsFlags};
 use nix::sched::{unshare, CloneFlags};
 
-use super::{failpoint, Identity, SetError};
+use super::{failpoint, lifetime, Identity, SetError};
 use crate::sys;
 
 /// Reads the holder's one-byte answer `want`; anything else is the
@@ -35,6 +35,7 @@ pub(super) fn holder_main(
     ready_w: OwnedFd,
     go_r: OwnedFd,
     holder_exe: Option<OwnedFd>,
+    openers: Option<(OwnedFd, OwnedFd)>,
 ) -> ! {
     let mut ready = File::from(ready_w);
     let mut go = File::from(go_r);
@@ -130,6 +131,16 @@ pub(super) fn holder_main(
     //    would keep every page H0 touched (~500 kB PSS per set). Where
     //    there is no such program, hold in this image: bigger, but just as
     //    correct.
+    //    With on_logout = "kill", it gets the openers' channel at the fd
+    //    numbers it expects (lifetime.rs).
+    let holder_exe = match (holder_exe, openers) {
+        (Some(exe), Some((receive, send))) => sys::place_fds_for_exec(
+            exe,
+            vec![(receive, lifetime::RECEIVE_FD), (send, lifetime::SEND_FD)],
+        )
+        .map_or_else(|_| sys::exit_now(1), Some),
+        (exe, _) => exe,
+    };
     if let Some(exe) = holder_exe {
         let no_env: [&std::ffi::CStr; 0] = [];
         let _ = nix::unistd::execveat(

@@ -11,6 +11,8 @@
 //! - `holder`: what becomes pid 1 of the set;
 //! - `join`: entering a set and dropping to the user (sshd's session
 //!   child, `run`'s child);
+//! - `lifetime`: how a set ends with the last process that opened a
+//!   session in it, however that process ended;
 //! - `wire`: H0's command line and the line protocol between caller and
 //!   H0, both checked on the receiving side.
 //!
@@ -24,6 +26,8 @@
 mod create;
 mod holder;
 mod join;
+mod lifetime;
+mod records;
 mod spawn;
 mod unit;
 mod wire;
@@ -34,12 +38,13 @@ use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 
 use crate::idmap::MapLine;
-use crate::policy::{Namespace, Network, Propagation, Settings};
+use crate::policy::{Namespace, Network, OnLogout, Propagation, Settings};
 use crate::procfs::ProcId;
 
 pub use create::create_main;
 pub use holder::drop_all_capabilities;
 pub use join::{join_and_drop, Identity};
+pub use lifetime::enlist_opener;
 pub use spawn::{ExecHelper, SetCreator, Spawned, H0};
 
 /// Everything H0 needs to build a set; passed on the helper's command line.
@@ -60,6 +65,9 @@ pub struct SetSpec {
     pub net: bool,
     /// With `net`: the set's own link to the host (`network = "private"`).
     pub private_net: Option<crate::net::PrivateSpec>,
+    /// `on_logout = "kill"`: the holder ends the set once every process
+    /// that opened a session in it has exited (see `lifetime.rs`).
+    pub end_with_openers: bool,
 }
 
 impl SetSpec {
@@ -83,6 +91,7 @@ impl SetSpec {
                 allow_host: settings.net_config.allow_host.clone(),
             }),
             cgroup: settings.namespaces.contains(&Namespace::Cgroup),
+            end_with_openers: settings.on_logout == OnLogout::Kill,
         }
     }
 

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use super::wire::{self, DONE, KEEP};
 use super::{step_err, Holder, SetError, SetSpec, UnitPlacement};
-use crate::procfs;
+use crate::procfs::{self, ProcId};
 use crate::sys;
 use crate::trust;
 
@@ -66,6 +66,11 @@ pub trait SetCreator {
     /// Builds a set for `spec` and hands its holder over, identified in
     /// the `/proc` at `proc_root`.
     fn create(&self, spec: &SetSpec, proc_root: &Path) -> Result<Spawned, SetError>;
+
+    /// Tells the holder of a set with `on_logout = "kill"` that `opener`
+    /// opened a session in it, so the set ends once it and every other
+    /// opener have exited (lifetime.rs).
+    fn enlist(&self, holder: &Holder, opener: ProcId, proc_root: &Path) -> Result<(), SetError>;
 }
 
 /// The real creator: `HELPER __create …`.
@@ -87,6 +92,11 @@ impl ExecHelper {
 }
 
 impl SetCreator for ExecHelper {
+    fn enlist(&self, holder: &Holder, opener: ProcId, proc_root: &Path) -> Result<(), SetError> {
+        super::lifetime::enlist_opener(holder, opener, proc_root)
+            .map_err(step_err("hand the session's opener to the holder"))
+    }
+
     fn create(&self, spec: &SetSpec, proc_root: &Path) -> Result<Spawned, SetError> {
         let exe = trust::open_root_executable(&self.path)
             .map_err(step_err(&format!("check helper {}", self.path.display())))?;

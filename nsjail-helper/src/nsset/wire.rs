@@ -72,6 +72,9 @@ impl SetSpec {
                 args.extend(["--allow-host".into(), hp.to_string().into()]);
             }
         }
+        if self.end_with_openers {
+            args.push("--end-with-openers".into());
+        }
         args
     }
 
@@ -96,6 +99,7 @@ impl SetSpec {
             cgroup: false,
             net: false,
             private_net: None,
+            end_with_openers: false,
         };
         let mut allow_host = Vec::new();
         let mut it = args.iter();
@@ -128,6 +132,7 @@ impl SetSpec {
                 "--allow-host" => {
                     allow_host.push(value()?.parse().map_err(|e| format!("--allow-host: {e}"))?)
                 }
+                "--end-with-openers" => spec.end_with_openers = true,
                 other => return Err(format!("unknown argument {other}")),
             }
         }
@@ -360,6 +365,7 @@ mod tests {
                 pool: "198.51.100.0/24".parse().unwrap(),
                 allow_host: vec!["tcp/22".parse().unwrap(), "udp/123".parse().unwrap()],
             }),
+            end_with_openers: true,
         };
         let args: Vec<String> = spec.to_args()[1..]
             .iter()

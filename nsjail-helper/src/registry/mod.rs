@@ -251,6 +251,12 @@ impl Registry {
         self.root.join("net.forwarding")
     }
 
+    /// Exists while table inet pam_nsjail is (or may be) loaded: a cheap
+    /// test for "is there anything to sweep" on every login.
+    pub fn table_marker(&self) -> PathBuf {
+        self.root.join("net.table")
+    }
+
     fn set_path(&self, key: &str) -> PathBuf {
         self.root.join("sets").join(key)
     }
@@ -374,6 +380,11 @@ impl Registry {
 
     /// Opens a pidfd on the record's holder and verifies it is still the
     /// same process: same start time, same user namespace, not exited.
+    ///
+    /// A holder that is the recorded process (pid and start time) but is
+    /// no longer in the recorded user namespace cannot be joined, and its
+    /// record goes: it is killed here, or it would live on, unreachable
+    /// by `stop`.
     pub fn attach(&self, rec: &SetRecord) -> Option<Holder> {
         let pidfd = sys::pidfd_open(rec.holder.pid).ok()?;
         // The pidfd pins whatever process had the pid when it was opened;
@@ -381,7 +392,15 @@ impl Registry {
         if !procfs::is_alive(&self.proc_root, rec.holder) {
             return None;
         }
-        if procfs::ns_inode(&self.proc_root, rec.holder.pid, "user").ok()? != rec.userns {
+        let userns = procfs::ns_inode(&self.proc_root, rec.holder.pid, "user").ok();
+        if userns != Some(rec.userns) {
+            // Pid and start time name one process: the recorded holder.
+            let orphan = Holder {
+                id: rec.holder,
+                pidfd,
+                userns: rec.userns,
+            };
+            let _ = kill_holder(&orphan, 2000);
             return None;
         }
         if pidfd_exited(pidfd.as_fd(), 0).unwrap_or(true) {

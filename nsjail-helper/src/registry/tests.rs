@@ -142,12 +142,24 @@ fn registry_stores_and_verifies_records() {
     let root = temp_root("store");
     let reg = Registry::open_as(&root, Path::new("/proc"), my_uid()).expect("open");
     let mut rec = sample();
-    // A record naming a process that is not its holder is never attached.
-    rec.holder = procfs::proc_id(Path::new("/proc"), my_pid()).expect("self");
+    // The recorded holder (pid and start time) outside its recorded user
+    // namespace is never attached, and is killed, not orphaned.
+    let mut holder = std::process::Command::new("sleep")
+        .arg("300")
+        .spawn()
+        .expect("sleep");
+    rec.holder = procfs::proc_id(Path::new("/proc"), holder.id() as i32).expect("sleep");
     rec.userns = 1; // wrong namespace inode
     reg.write(&rec).expect("write");
     assert_eq!(reg.read("u1001").expect("read"), Some(rec.clone()));
     assert!(reg.attach(&rec).is_none(), "wrong userns must not attach");
+    let status = holder.wait().expect("wait");
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(libc::SIGKILL),
+        "a holder that fails attach is killed"
+    );
+    rec.holder = procfs::proc_id(Path::new("/proc"), my_pid()).expect("self");
     rec.userns = procfs::ns_inode(Path::new("/proc"), rec.holder.pid, "user").expect("ns");
     assert!(
         reg.attach(&rec).is_some(),

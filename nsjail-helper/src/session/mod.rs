@@ -157,6 +157,12 @@ pub struct OpenRequest<'a> {
 /// the session in it. Joining needs no id maps, so the sub-id files are
 /// only read when a set is created.
 pub fn open(reg: &Registry, req: &OpenRequest<'_>) -> Result<Opened, SessionError> {
+    for done in crate::net::sweep_if_idle() {
+        crate::log::log(
+            crate::log::Level::Info,
+            &format!("private networks: the last set had ended: {done}"),
+        );
+    }
     let _lock = reg.lock_user(req.user.uid)?;
     if req.settings.share == Share::User {
         let key = format!("u{}", req.user.uid);
@@ -165,6 +171,16 @@ pub fn open(reg: &Registry, req: &OpenRequest<'_>) -> Result<Opened, SessionErro
                 reg.prune_sessions(&mut rec);
                 rec.sessions.push(req.opener);
                 reg.write(&rec)?;
+                let mut notes = reg.take_notes();
+                if rec.on_logout == OnLogout::Kill {
+                    // Without it the set still ends at the last close,
+                    // but not if this login ends without one.
+                    if let Err(e) = req.creator.enlist(&holder, req.opener, reg.proc_root()) {
+                        notes.push(format!(
+                            "the set will not end by itself if this login ends without closing: {e}"
+                        ));
+                    }
+                }
                 return Ok(Opened {
                     key,
                     join_flags: rec.join_flags(),
@@ -172,7 +188,7 @@ pub fn open(reg: &Registry, req: &OpenRequest<'_>) -> Result<Opened, SessionErro
                     created: false,
                     h0: nsset::H0::default(),
                     unit: nsset::UnitPlacement::NoSystemd,
-                    notes: reg.take_notes(),
+                    notes,
                     lease: rec.lease.clone(),
                 });
             }

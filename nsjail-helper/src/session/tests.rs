@@ -22,6 +22,8 @@ struct FakeCreator {
     holders: RefCell<Vec<Child>>,
     fail: Cell<bool>,
     unit: RefCell<UnitPlacement>,
+    /// (holder, opener) of every `enlist`.
+    enlisted: RefCell<Vec<(ProcId, ProcId)>>,
 }
 
 impl Default for FakeCreator {
@@ -31,11 +33,17 @@ impl Default for FakeCreator {
             holders: RefCell::default(),
             fail: Cell::new(false),
             unit: RefCell::new(UnitPlacement::NoSystemd),
+            enlisted: RefCell::default(),
         }
     }
 }
 
 impl SetCreator for FakeCreator {
+    fn enlist(&self, holder: &Holder, opener: ProcId, _: &Path) -> Result<(), SetError> {
+        self.enlisted.borrow_mut().push((holder.id, opener));
+        Ok(())
+    }
+
     fn create(&self, spec: &SetSpec, proc_root: &Path) -> Result<Spawned, SetError> {
         if self.fail.get() {
             return Err(SetError::new("mount tmpfs on /tmp", "Permission denied"));
@@ -262,6 +270,35 @@ fn an_isolated_user_gets_a_set_and_a_second_login_joins_it() {
         close(&reg, 2001, "u2001", me().pid).expect("close"),
         Closed::Gone
     );
+    let _ = other.kill();
+    let _ = other.wait();
+}
+
+#[test]
+fn with_on_logout_kill_every_opener_is_handed_to_the_holder() {
+    // The set's first opener is handed over by H0 itself (the spec says
+    // so); every login that joins is enlisted with the holder, so the set
+    // ends with its openers even if none of them closes.
+    let host = FakeHost::new("enlist");
+    let first = placed(login(&host, &request("alice", App::Sshd, me())));
+    assert!(host.creator.specs.borrow()[0].end_with_openers);
+    assert!(host.creator.enlisted.borrow().is_empty());
+    let (mut other, id) = other_opener();
+    let _second = placed(login(&host, &request("alice", App::Sshd, id)));
+    assert_eq!(
+        *host.creator.enlisted.borrow(),
+        [(first.opened.holder.id, id)]
+    );
+    let _ = other.kill();
+    let _ = other.wait();
+    // on_logout = "linger": nothing to hand over.
+    let host = FakeHost::new("enlist-linger");
+    host.set_policy(&format!("{POLICY}on_logout = \"linger\"\n"));
+    placed(login(&host, &request("alice", App::Sshd, me())));
+    let (mut other, id) = other_opener();
+    placed(login(&host, &request("alice", App::Sshd, id)));
+    assert!(!host.creator.specs.borrow()[0].end_with_openers);
+    assert!(host.creator.enlisted.borrow().is_empty());
     let _ = other.kill();
     let _ = other.wait();
 }
