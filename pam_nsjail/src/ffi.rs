@@ -45,6 +45,9 @@ pub struct SessionData {
     pub join_flags: libc::c_int,
     pub pidfd: Cell<Option<OwnedFd>>,
     pub joined: Cell<bool>,
+    /// ` addr=A link=L` for a set with a private network (else empty),
+    /// for the closing line.
+    pub net_detail: String,
 }
 
 /// Stored under `DECIDED_KEY` when open_session placed nothing: what the

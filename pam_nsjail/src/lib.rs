@@ -294,6 +294,11 @@ fn open_session(pamh: &mut PamHandle, args: &ModuleArgs) -> PamResultCode {
             gids: placed.user.all_gids(),
         },
         join_flags: opened.join_flags,
+        net_detail: opened
+            .lease
+            .as_ref()
+            .map(|l| format!(" addr={} link={}", l.addr, l.ifname))
+            .unwrap_or_default(),
         pidfd: Cell::new(Some(opened.holder.pidfd)),
         joined: Cell::new(false),
     };
@@ -338,7 +343,7 @@ fn close_session(pamh: &mut PamHandle, args: &ModuleArgs) -> PamResultCode {
             &data.policy,
             action,
             &data.key,
-            detail,
+            &format!("{detail}{}", data.net_detail),
         )
     };
     let reg = match Registry::open(Path::new(paths::REGISTRY)) {

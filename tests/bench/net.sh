@@ -79,7 +79,7 @@ T="python3 tests/bench/timeit.py -n $RUNS --markdown"
     echo "the session, tear the set down (for \"private\": wait until its link is gone, flush its conntrack"
     echo "entries). Interleaved, $RUNS runs each; the first row is the baseline."
     echo
-    $T 'network = "host"=nsjail-helper run nh -- true' 'network = "private"=nsjail-helper run np -- true'
+    $T 'network-host=nsjail-helper run nh -- true' 'network-private=nsjail-helper run np -- true'
     echo
     echo "## 2. Throughput and round trip, set vs host"
     echo

@@ -101,6 +101,8 @@ case "$(nettool connect 127.0.0.1 7070)" in failed:*) ok "ssh -R 7070 does not l
 case "$(run_as bob nettool connect 127.0.0.1 7070)" in failed:*) ok "ssh -R 7070 of alice is not in bob's set" ;;
 *) not_ok "ssh -R 7070 of alice is not in bob's set" ;; esac
 
+check_eq "ssh -W localhost:8888 as alice goes through her set's network" "alice's server" "$(sleep 2 | timeout 10 ssh "${SSH_OPTS[@]}" -W localhost:8888 alice@127.0.0.1 2>/dev/null | head -1)"
+
 # ---- outbound, and DNS through the host's loopback resolver -------------------
 check_eq "alice fetches http://test-host.example/ by name" "hello from test-host" "$(run_as alice nettool fetch http://test-host.example/)"
 check_eq "alice fetches http://$OUT/ by address" "hello from test-host" "$(run_as alice nettool fetch http://$OUT/)"
@@ -153,8 +155,15 @@ explain=$(nsjail-helper explain alice)
 case "$explain" in *"$A"*) ok "explain alice shows her set's address" ;;
 *) not_ok "explain alice shows her set's address" "$explain" ;; esac
 
+check "check notes how DNS and forwarding are handled" sh -c 'nsjail-helper check 2>&1 | grep -q "ip_forward is on because pam_nsjail turned it on" && nsjail-helper check 2>&1 | grep -q "loopback (127.0.0.53)"'
+printf 'table inet admfw {\n\tchain filter_fw {\n\t\ttype filter hook forward priority 0; policy drop;\n\t}\n}\n' | nft -f -
+check "check reports a host firewall that drops forwarded traffic" sh -c 'nsjail-helper check 2>&1 | grep -q "table inet admfw chain filter_fw drops forwarded traffic"'
+check "audit reports it too" sh -c 'nsjail-helper audit 2>&1 | grep -q "warning: network: .*table inet admfw chain filter_fw"'
+nft delete table inet admfw
+
 for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
 pids=()
+check "the closing line of alice's ssh login names her address" wait_for log_has "user=alice service=sshd .*action=closed .*addr=$A link=nsj"
 nsjail-helper stop alice >/dev/null
 nsjail-helper stop bob >/dev/null
 wait_for sh -c '! ip -o link show | grep -q nsj'
@@ -227,7 +236,7 @@ fi
 
 # ---- a killed holder: its link goes with it; the next action removes the rest -----
 bg nsjail-helper run alice -- sleep 30
-wait_for sh -c "ip -o link show | grep -q nsj"
+wait_for sh -c "ip -o link show | grep -q nsj && grep -q '^lease=' /run/pam_nsjail/sets/u$(id -u alice)"
 kill -9 "$(holder_of alice)"
 check "holder SIGKILLed: its link is gone with the set" wait_for sh -c "! ip -o link show | grep -q nsj"
 wait_for nothing_left || left_over
