@@ -3,7 +3,10 @@
 //! killed: SIGKILL from the host, or a SIGTERM from outside its pid
 //! namespace (`loginctl kill-user`, systemd stopping its scope), ends the
 //! set. A SIGTERM from inside the set (its sender has a pid here) is
-//! ignored like every other signal. Built without std or libc as a static binary of a
+//! ignored like every other signal, and so is a forged one: only a signal
+//! the kernel itself describes (`kill()`: SI_USER, or SI_KERNEL) counts,
+//! because `rt_sigqueueinfo` lets any process choose si_pid = 0 as long
+//! as its si_code is negative (SI_QUEUE and the like). Built without std or libc as a static binary of a
 //! few kB, so each live set costs only a few kB of memory.
 #![no_std]
 #![no_main]
@@ -21,8 +24,13 @@ const SIG_SETMASK: usize = 2;
 const WNOHANG: usize = 1;
 const SIGSET_BYTES: usize = 8;
 const SIGTERM: i32 = 15;
-/// `siginfo_t` on x86_64: 128 bytes; si_signo at 0, si_pid (for
-/// signals sent by a process) at 16. In .bss, not on the stack: `_start`
+/// si_code of a signal sent with kill(2) (or pidfd_send_signal without
+/// info) and of one the kernel raises itself. The kernel refuses both
+/// values (any si_code >= 0) in rt_sigqueueinfo to another process.
+const SI_USER: i32 = 0;
+const SI_KERNEL: i32 = 0x80;
+/// `siginfo_t` on x86_64: 128 bytes; si_signo at 0, si_code at 8, si_pid
+/// (for signals sent by a process) at 16. In .bss, not on the stack: `_start`
 /// is entered with the stack 16-byte aligned, not as a called function
 /// expects, so the compiler's aligned stores to a stack buffer would fault.
 static mut SIGINFO: [i32; 32] = [0; 32];
@@ -72,8 +80,12 @@ pub extern "C" fn _start() -> ! {
                 0,
                 SIGSET_BYTES,
             );
-            // A sender outside our pid namespace has no pid here: 0.
-            if sig == SIGTERM as isize && core::ptr::read_volatile(&raw const (*info)[4]) == 0 {
+            // A sender outside our pid namespace has no pid here: 0; and
+            // only kill() or the kernel, whose si_code no process can
+            // forge, says so truthfully.
+            let code = core::ptr::read_volatile(&raw const (*info)[2]);
+            let pid = core::ptr::read_volatile(&raw const (*info)[4]);
+            if sig == SIGTERM as isize && pid == 0 && (code == SI_USER || code == SI_KERNEL) {
                 syscall4(SYS_EXIT, 0, 0, 0, 0);
             }
         }

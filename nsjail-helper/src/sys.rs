@@ -200,13 +200,23 @@ pub fn hold_forever() -> ! {
         let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
         // SAFETY: `all` is a valid signal set and `info` writable.
         let sig = unsafe { libc::sigwaitinfo(all.as_ref(), &mut info) };
-        // A sender outside our pid namespace has no pid here: 0 (as in
-        // holder/holder.rs).
+        // A sender outside our pid namespace has no pid here: 0; only a
+        // kill() (SI_USER) or the kernel (SI_KERNEL) is believed, since
+        // rt_sigqueueinfo lets anyone forge si_pid with a negative si_code
+        // (as in holder/holder.rs).
         // SAFETY: for a signal a process sent, si_pid is the field set.
-        if sig == libc::SIGTERM && unsafe { info.si_pid() } == 0 {
+        let pid = unsafe { info.si_pid() };
+        if sig == libc::SIGTERM && pid == 0 && is_from_kill_or_kernel(info.si_code) {
             exit_now(0);
         }
     }
+}
+
+/// True for a signal's si_code that no process can forge when it signals
+/// another: kill(2)'s SI_USER and the kernel's SI_KERNEL (rt_sigqueueinfo
+/// refuses every si_code >= 0 unless a process signals itself).
+pub fn is_from_kill_or_kernel(si_code: libc::c_int) -> bool {
+    si_code == libc::SI_USER || si_code == libc::SI_KERNEL
 }
 
 /// Result of `fork_checked`.

@@ -146,8 +146,11 @@ sandbox_install() {
     local securedir
     securedir=$(pkg-config --variable=securedir pam 2>/dev/null || true)
     [ -n "$securedir" ] || securedir=/usr/lib/x86_64-linux-gnu/security
-    install -m755 "$REPO/target/release/nsjail-helper" /usr/sbin/nsjail-helper
-    install -m644 "$REPO/target/release/libpam_nsjail.so" "$securedir/pam_nsjail.so"
+    # NSJAIL_TEST_BUILD=DIR tests other binaries (an older build, to see a
+    # test fail where a fix is missing); it must be outside /tmp, /run, /home.
+    local build=${NSJAIL_TEST_BUILD:-$REPO/target/release}
+    install -m755 "$build/nsjail-helper" /usr/sbin/nsjail-helper
+    install -m644 "$build/libpam_nsjail.so" "$securedir/pam_nsjail.so"
     install -m644 "$REPO/config/pam.d/nsjail" /etc/pam.d/nsjail
     mkdir -p /etc/security
     grep -q '^@include nsjail' /etc/pam.d/sshd || echo '@include nsjail' >>/etc/pam.d/sshd

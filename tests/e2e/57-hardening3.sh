@@ -1,0 +1,46 @@
+#!/bin/bash
+# Hardening, third round (issue 16): what a user's own set lends her, the
+# set's pid 1 against forged signals, names as NSS spells them, and PAM
+# stacks as sites write them. Every attack has a control beside it.
+source "$(dirname "$0")/../lib/sandbox.sh"
+sandbox_enter "$@"
+
+uid=$(id -u alice)
+linger() { set_policy "$(test_policy | sed 's/on_logout = "kill"/on_logout = "linger"/')"; }
+holder_of() { sed -n 's/^holder=\([0-9]*\):.*/\1/p' "/run/pam_nsjail/sets/u$1"; }
+clean() { [ -z "$(ls /run/pam_nsjail/sets)" ] && ! pgrep -x nsjail-holder >/dev/null; }
+
+# ---- the holder believes only signals no process can forge ------------------------------
+# rt_sigqueueinfo (x86_64 syscall 129) with si_code SI_QUEUE (-1) and
+# si_pid 0: what a SIGTERM from outside the pid namespace looks like.
+forge='import ctypes,sys
+libc = ctypes.CDLL(None, use_errno=True)
+info = (ctypes.c_int * 32)()
+info[0], info[2] = 15, -1
+sys.exit(0 if libc.syscall(129, int(sys.argv[1]), 15, ctypes.byref(info)) == 0 else 1)'
+# What the receiver is told: a process inside that waits for SIGTERM
+# prints the sender's pid and si_code.
+waiter='import signal,sys
+signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM])
+print("ready", flush=True)
+i = signal.sigwaitinfo([signal.SIGTERM])
+print("pid=%d code=%d" % (i.si_pid, i.si_code))'
+linger
+nsjail-helper run alice -- true
+holder=$(holder_of "$uid")
+check_eq "control: a forged SIGTERM arrives claiming no sender pid (si_pid 0, SI_QUEUE)" "pid=0 code=-1" \
+    "$(nsjail-helper run alice -- sh -c "python3 -c '$waiter' >/tmp/w.out & until grep -q ready /tmp/w.out 2>/dev/null; do sleep 0.05; done; python3 -c '$forge' \$!; wait; sed -n 2p /tmp/w.out")"
+check "control: the kernel accepts the forged SIGTERM to the set's pid 1" \
+    nsjail-helper run alice -- python3 -c "$forge" 1
+sleep 0.3
+check "a forged 'from outside' SIGTERM (rt_sigqueueinfo, SI_QUEUE) does not end the holder" kill -0 "$holder"
+check "control: nsjail-helper stop still ends the set" sh -c "nsjail-helper stop alice >/dev/null && ! kill -0 $holder 2>/dev/null"
+nsjail-helper run alice -- true
+holder=$(holder_of "$uid")
+kill -TERM "$holder"
+check "control: a real SIGTERM from outside (kill) still ends it" wait_for sh -c "! kill -0 $holder 2>/dev/null"
+nsjail-helper list >/dev/null
+set_policy "$(test_policy)"
+
+check "nothing is left behind" wait_for clean
+done_testing
