@@ -42,5 +42,34 @@ check "control: a real SIGTERM from outside (kill) still ends it" wait_for sh -c
 nsjail-helper list >/dev/null
 set_policy "$(test_policy)"
 
+# ---- a panic in sshd's session child never lets the session go on ------------------------
+# sshd runs the shell unconfined after a failed pam_setcred in its child,
+# and pam-bindings turns a panic into PAM_ABORT: every path of ours in the
+# child must end it instead. A stack with only the auth line makes the
+# child decide alone (open_session never ran the module); a failpoints
+# build of the module panics there when sshd's environment says so.
+gets_in() { [ "$(ssh_as "$1" 'echo IN' 2>/dev/null)" = IN ]; }
+kept_out() { ! gets_in "$1"; }
+securedir=$(pkg-config --variable=securedir pam 2>/dev/null || true)
+[ -n "$securedir" ] || securedir=/usr/lib/x86_64-linux-gnu/security
+cp "$securedir/pam_nsjail.so" /run/nsjail-test/pam_nsjail.so.good
+cp /etc/pam.d/sshd /run/nsjail-test/sshd.pam.good
+install -m644 "${NSJAIL_TEST_FP_BUILD:-$REPO/target/failpoints/release}/libpam_nsjail.so" "$securedir/pam_nsjail.so"
+sed -i 's/^@include nsjail$/auth optional pam_nsjail.so/' /etc/pam.d/sshd
+sshd_stop
+sshd_start
+check "control: auth line only, unarmed: carol (exempt) gets in" gets_in carol
+check "control: auth line only, unarmed: alice is refused in sshd's child" kept_out alice
+sshd_stop
+NSJAIL_FAILPOINT=child-decide-panic sshd_start
+log_clear
+check "a panic where sshd's child decides: alice does not get in (unconfined or at all)" kept_out alice
+check "that child logs the panic and exits" log_has "pam_nsjail\(sshd:setcred\): user=alice .*action=refused .*panic: failpoint child-decide-panic.*\(session process exits\)"
+cp /run/nsjail-test/sshd.pam.good /etc/pam.d/sshd
+install -m644 /run/nsjail-test/pam_nsjail.so.good "$securedir/pam_nsjail.so"
+sshd_stop
+sshd_start
+check "control: the normal build and stack let alice in again" gets_in alice
+
 check "nothing is left behind" wait_for clean
 done_testing

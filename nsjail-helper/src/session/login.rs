@@ -350,6 +350,10 @@ fn decide(host: &dyn Host, req: &LoginRequest<'_>) -> Decided {
 /// went on regardless): `None` if the login would run on the host anyway
 /// (root, exempt, `on_error=allow`), else why it must not go on.
 pub fn refusal_without_session(host: &dyn Host, req: &LoginRequest<'_>) -> Option<String> {
+    // Test builds: a panic where sshd's session child decides.
+    if crate::nsset::failpoint_armed("child-decide-panic") {
+        panic!("failpoint child-decide-panic");
+    }
     match decide(host, req) {
         Decided::Final(Outcome::Refused { error, .. }) => Some(error),
         Decided::Final(_) => None,
@@ -362,6 +366,10 @@ pub fn refusal_without_session(host: &dyn Host, req: &LoginRequest<'_>) -> Optio
 
 /// The login flow: who, which policy, which application, then the set.
 pub fn login(host: &dyn Host, req: &LoginRequest<'_>) -> Outcome {
+    // Test builds: a panic in the login flow (sshd's monitor, `run`).
+    if crate::nsset::failpoint_armed("login-panic") {
+        panic!("failpoint login-panic");
+    }
     let (user, decision) = match decide(host, req) {
         Decided::Final(outcome) => return outcome,
         Decided::Isolate { user, decision } => (user, decision),
