@@ -239,13 +239,14 @@ fn child_without_set(pamh: &mut PamHandle, args: &ModuleArgs) -> PamResultCode {
         Some(Decided::Refused(line)) => line.clone(),
         None => {
             let service = service_name(pamh);
-            let name = pamh.get_user(None).unwrap_or_default();
+            let sys = system(args);
+            let name = session::canonical_name(&sys, &pamh.get_user(None).unwrap_or_default());
             let Some(opener) = procfs::proc_id(Path::new(paths::PROC), std::process::id() as i32)
             else {
                 child::exit_now(1)
             };
             let req = login_request(&name, &service, args, true, opener);
-            match session::refusal_without_session(&system(args), &req) {
+            match session::refusal_without_session(&sys, &req) {
                 None => return PamResultCode::PAM_IGNORE,
                 Some(error) => decision_line(
                     &name,
@@ -305,6 +306,8 @@ fn open_session(pamh: &mut PamHandle, args: &ModuleArgs) -> PamResultCode {
             return PamResultCode::PAM_SESSION_ERR;
         }
     };
+    let sys = system(args);
+    let name = session::canonical_name(&sys, &name);
     let pid = std::process::id();
     let refusal = |detail: &str| decision_line(&name, &service, "-", "refused", "-", detail);
     let Some(opener) = procfs::proc_id(Path::new(paths::PROC), pid as i32) else {
@@ -317,7 +320,7 @@ fn open_session(pamh: &mut PamHandle, args: &ModuleArgs) -> PamResultCode {
     };
     let auth_line_seen = ffi::auth_seen(pamh).is_some_and(|a| a.pid == pid);
     let req = login_request(&name, &service, args, auth_line_seen, opener);
-    let outcome = session::login(&system(args), &req);
+    let outcome = session::login(&sys, &req);
     let (level, line) = outcome.log_line(&req, args.debug);
     let Outcome::Placed(placement) = outcome else {
         ffi::syslog(pamh, priority(level), &line);

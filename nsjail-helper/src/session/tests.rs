@@ -73,6 +73,8 @@ struct FakeHost {
     users: HashMap<String, UserInfo>,
     root: Cell<bool>,
     creator: FakeCreator,
+    /// Looks names up as sssd with `case_sensitive = false` does.
+    case_insensitive: Cell<bool>,
 }
 
 const POLICY: &str = r#"
@@ -129,6 +131,7 @@ impl FakeHost {
             users,
             root: Cell::new(true),
             creator: FakeCreator::default(),
+            case_insensitive: Cell::new(false),
         }
     }
 
@@ -164,8 +167,13 @@ impl Host for FakeHost {
     }
 
     fn lookup_user(&self, name: &str) -> Result<UserInfo, UserError> {
+        let key = if self.case_insensitive.get() {
+            name.to_lowercase()
+        } else {
+            name.to_owned()
+        };
         self.users
-            .get(name)
+            .get(&key)
             .cloned()
             .ok_or_else(|| UserError::unknown(name))
     }
@@ -479,6 +487,40 @@ fn log_lines_name_user_service_policy_action_and_set() {
         line,
         "user=carol service=sshd policy=admins action=exempt set=- reason=\"carol is in group admins (primary)\" via=run"
     );
+}
+
+#[test]
+fn a_name_typed_in_another_case_decides_and_logs_as_the_passwd_entry_spells_it() {
+    let host = FakeHost::new("case");
+    // sssd with case_sensitive = false: `ALICE` finds alice's entry.
+    host.case_insensitive.set(true);
+    host.set_policy(
+        r#"
+[defaults]
+isolate = false
+
+[[policy]]
+name = "by-name"
+users = ["alice"]
+"#,
+    );
+    let name = canonical_name(&host, "ALICE");
+    assert_eq!(name, "alice");
+    let req = request(&name, App::Pamtester, me());
+    let (_, line) = login(&host, &req).log_line(&req, false);
+    assert!(
+        line.starts_with("user=alice service=sshd policy=by-name action=isolated set=u2001"),
+        "{line}"
+    );
+    // A caller that forgot to canonicalise is refused, never logged or
+    // matched under the typed spelling.
+    let typed = request("ALICE", App::Pamtester, me());
+    let error = refused_error(login(&host, &typed));
+    assert!(
+        error.contains("requested as 'ALICE', not as the passwd entry's name 'alice'"),
+        "{error}"
+    );
+    assert_eq!(canonical_name(&host, "nobody-here"), "nobody-here");
 }
 
 #[test]
