@@ -136,15 +136,6 @@ fn group_name(gid: u32) -> Option<String> {
         .map(|g| g.name)
 }
 
-/// The gid of group `tty`, which owns ptys: it is identity-mapped so a
-/// session's terminal keeps its group inside.
-pub fn tty_gid() -> Option<u32> {
-    Group::from_name("tty")
-        .ok()
-        .flatten()
-        .map(|g| g.gid.as_raw())
-}
-
 /// Whether NSS knows group `name`.
 pub fn group_exists(name: &str) -> bool {
     matches!(Group::from_name(name), Ok(Some(_)))
@@ -187,13 +178,9 @@ mod tests {
 
     #[test]
     fn groups() {
-        // Every Debian system has group root (gid 0) and nearly all a tty
-        // group; neither call may panic either way.
         assert!(group_exists("root"));
         assert!(!group_exists("no-such-group-xyz"));
-        if let Some(gid) = tty_gid() {
-            assert_eq!(group_name(gid).as_deref(), Some("tty"));
-        }
+        assert_eq!(group_name(0).as_deref(), Some("root"));
     }
 
     /// A passwd source that ignores case (sssd, `case_sensitive =

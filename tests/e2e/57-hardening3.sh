@@ -10,6 +10,77 @@ linger() { set_policy "$(test_policy | sed 's/on_logout = "kill"/on_logout = "li
 holder_of() { sed -n 's/^holder=\([0-9]*\):.*/\1/p' "/run/pam_nsjail/sets/u$1"; }
 clean() { [ -z "$(ls /run/pam_nsjail/sets)" ] && ! pgrep -x nsjail-holder >/dev/null; }
 
+# ---- a set's user namespace lends only ids its user already owns -------------------------
+# The set's user namespace is alice's: a process of hers outside the set
+# (a cron job) may setns() into it and take any gid it maps. Probe: enter
+# the user namespace of the set's holder, take gid ARG, append to FILE.
+probe='import ctypes,os,sys
+libc = ctypes.CDLL(None, use_errno=True)
+fd = os.open("/proc/%s/ns/user" % sys.argv[1], os.O_RDONLY)
+if libc.setns(fd, 0x10000000) != 0:
+    print("setns-failed"); sys.exit(2)
+g = int(sys.argv[2])
+if libc.setresgid(g, g, g) != 0:
+    print("setresgid-refused"); sys.exit(1)
+try:
+    open(sys.argv[3], "a").write("x")
+except OSError:
+    print("write-denied"); sys.exit(1)
+print("wrote")'
+as_alice() { su -s /bin/sh alice -c "$1"; }
+tty_gid=$(getent group tty | cut -d: -f3)
+termfile=/run/nsjail-test/term
+install -m620 -o root -g tty /dev/null "$termfile"
+linger
+nsjail-helper run alice -- true
+holder=$(holder_of "$uid")
+check "control: on the host alice cannot write to a root:tty 0620 file (a terminal's mode)" \
+    sh -c "! su -s /bin/sh alice -c 'echo x >>$termfile' 2>/dev/null"
+check_eq "control: from outside the set alice enters its user namespace and takes her own gid" "wrote" \
+    "$(as_alice "python3 -c '$probe' $holder $(id -g alice) /home/alice/own-file")"
+# Namespace gid N, unmapped as itself, now maps into her sub range.
+check_eq "...but not the tty group: a root:tty 0620 file stays unwritable" "write-denied" \
+    "$(as_alice "python3 -c '$probe' $holder $tty_gid $termfile" 2>&1)"
+check "the set's gid map holds no tty gid" sh -c "! awk '\$1 == $tty_gid && \$2 == $tty_gid' /proc/$holder/gid_map | grep -q ."
+# Her login pty still works without it.
+out=$(ssh -tt "${SSH_OPTS[@]}" alice@127.0.0.1 'export TERM=xterm; t=$(tty); echo "TTY=$t GROUP=$(stat -c %G "$t")"; mesg n; mesg y; mesg; script -qc "echo SCRIPT-OK" /dev/null; tmux -S /tmp/tm new -d "sleep 3" && tmux -S /tmp/tm ls >/dev/null && echo TMUX-OK; vim -u NONE -c q && echo VIM-OK; echo hi >"$t" && echo WRITE-OK' 2>&1 | tr -d '\r')
+check "ssh -tt: tty names her pty" sh -c "printf '%s\n' \"\$1\" | grep -q '^TTY=/dev/pts/[0-9]* GROUP=nogroup'" _ "$out"
+for what in "is y" SCRIPT-OK TMUX-OK VIM-OK WRITE-OK; do
+    check "ssh -tt: her pty works without the tty group ($what)" sh -c "printf '%s\n' \"\$1\" | grep -q '$what\$'" _ "$out"
+done
+# A supplementary group she has been removed from is not lent on.
+groupadd extra
+usermod -aG extra alice
+extra=$(getent group extra | cut -d: -f3)
+install -m660 -o root -g extra /dev/null /run/nsjail-test/extra-file
+nsjail-helper stop alice >/dev/null
+nsjail-helper run alice -- true
+holder=$(holder_of "$uid")
+check_eq "control: while she is in group extra, its gid is hers through the set" "wrote" \
+    "$(as_alice "python3 -c '$probe' $holder $extra /run/nsjail-test/extra-file" 2>&1)"
+gpasswd -d alice extra >/dev/null
+log_clear
+check_eq "removed from extra: her next login still works" "$uid" "$(nsjail-helper run alice -- id -u)"
+check "...in a new set: the lingering one that lent extra was ended" sh -c "! kill -0 $holder 2>/dev/null"
+check "...and the log says why" log_has "user=alice .*action=isolated .*mapped gid\(s\) $extra she is no longer a member of and had no logins: it was ended"
+check_eq "...and the new set does not lend extra" "write-denied" \
+    "$(as_alice "python3 -c '$probe' $(holder_of "$uid") $extra /run/nsjail-test/extra-file" 2>&1)"
+usermod -aG extra alice
+nsjail-helper stop alice >/dev/null
+nsjail-helper run alice -- sleep 30 >/dev/null 2>&1 &
+runpid=$!
+wait_for test -s "/run/pam_nsjail/sets/u$uid"
+wait_for sh -c "pgrep -u alice -x sleep"
+gpasswd -d alice extra >/dev/null
+check "removed from extra while a login uses the set: a new login is refused, not joined" \
+    sh -c "! nsjail-helper run alice -- true 2>/dev/null"
+check "...saying why and what ends it" log_has "user=alice .*action=refused .*maps gid\(s\) $extra she is no longer a member of, and 1 other login\(s\) still use it"
+nsjail-helper stop alice >/dev/null
+wait $runpid
+check_eq "control: after stop she logs in again" "$uid" "$(nsjail-helper run alice -- id -u)"
+set_policy "$(test_policy)"
+nsjail-helper stop alice >/dev/null
+
 # ---- the holder believes only signals no process can forge ------------------------------
 # rt_sigqueueinfo (x86_64 syscall 129) with si_code SI_QUEUE (-1) and
 # si_pid 0: what a SIGTERM from outside the pid namespace looks like.

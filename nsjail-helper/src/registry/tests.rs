@@ -18,6 +18,7 @@ fn sample() -> SetRecord {
         cgroup: true,
         net: true,
         created: 1700000000,
+        lent_gids: Some(vec![1001, 1002]),
         sessions: vec![ProcId { pid: 7, start: 8 }, ProcId { pid: 9, start: 10 }],
     }
 }
@@ -26,6 +27,11 @@ fn sample() -> SetRecord {
 fn record_round_trips() {
     let rec = sample();
     assert_eq!(SetRecord::parse("u1001", &rec.render()), Some(rec));
+    let older = SetRecord {
+        lent_gids: None,
+        ..sample()
+    };
+    assert_eq!(SetRecord::parse("u1001", &older.render()), Some(older));
 }
 
 #[test]
