@@ -1,5 +1,7 @@
 //! The library's only `unsafe` code: the few system calls that neither
-//! `std`, `nix` nor `caps` wrap (pidfds, `close_range`, keyrings, the
+//! `std`, `nix` (without features that add dependencies) nor `caps` wrap
+//! (pidfds, `close_range`, keyrings, an AF_UNIX connect and its peer
+//! credentials, the
 //! namespace and terminal ioctls, `_exit`, resetting signal dispositions),
 //! and `fork`, which is only offered behind a single-thread check.
 //!
@@ -210,6 +212,75 @@ pub fn hold_forever() -> ! {
             exit_now(0);
         }
     }
+}
+
+/// A non-blocking, close-on-exec AF_UNIX stream socket (nix offers
+/// sockets only with a feature that adds a dependency).
+pub fn unix_stream_socket_nonblocking() -> io::Result<OwnedFd> {
+    // SAFETY: plain syscall with integer arguments.
+    let fd = cerr(unsafe {
+        libc::socket(
+            libc::AF_UNIX,
+            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+        )
+    })?;
+    // SAFETY: the kernel just returned this fd; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `connect(2)` of an AF_UNIX socket to the filesystem path `path`.
+pub fn unix_connect(fd: BorrowedFd<'_>, path: &std::path::Path) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    // SAFETY: sockaddr_un is plain data; all zeros is a valid value.
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    let bytes = path.as_os_str().as_bytes();
+    // Room for the terminating NUL, which the zeroed buffer provides.
+    if bytes.is_empty() || bytes.len() >= addr.sun_path.len() || bytes.contains(&0) {
+        return Err(io::Error::from(io::ErrorKind::InvalidInput));
+    }
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    for (dst, src) in addr.sun_path.iter_mut().zip(bytes) {
+        *dst = *src as libc::c_char;
+    }
+    let len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
+    // SAFETY: `addr` is an initialised sockaddr_un of `len` bytes that
+    // outlives the call; `fd` is a valid open socket.
+    cerr(unsafe {
+        libc::connect(
+            fd.as_raw_fd(),
+            (&raw const addr).cast::<libc::sockaddr>(),
+            len,
+        )
+    })?;
+    Ok(())
+}
+
+/// The uid of the process that created the peer socket of the connected
+/// AF_UNIX socket `fd` (`SO_PEERCRED`: fixed at connect()/listen() time,
+/// not forgeable by the peer).
+pub fn peer_uid(fd: BorrowedFd<'_>) -> io::Result<u32> {
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: u32::MAX,
+        gid: u32::MAX,
+    };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: `cred` is a writable ucred of `len` bytes, as SO_PEERCRED
+    // expects; `fd` is a valid open socket.
+    cerr(unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&raw mut cred).cast::<libc::c_void>(),
+            &mut len,
+        )
+    })?;
+    if len as usize != std::mem::size_of::<libc::ucred>() {
+        return Err(io::Error::other("SO_PEERCRED: short answer"));
+    }
+    Ok(cred.uid)
 }
 
 /// True for a signal's si_code that no process can forge when it signals
