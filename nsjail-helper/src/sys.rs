@@ -1,9 +1,9 @@
 //! The library's only `unsafe` code: the few system calls that neither
 //! `std`, `nix` (without features that add dependencies) nor `caps` wrap
 //! (pidfds, `close_range`, keyrings, an AF_UNIX connect and its peer
-//! credentials, the
-//! namespace and terminal ioctls, `_exit`, resetting signal dispositions),
-//! and `fork`, which is only offered behind a single-thread check.
+//! credentials, the namespace and terminal ioctls, `_exit`, resetting
+//! signal dispositions), and `fork`, which is only offered behind a
+//! single-thread check.
 //!
 //! Private to the crate. Every block says why it is sound; every wrapper
 //! turns a `-1` into `io::Error::last_os_error()` via `cerr`.

@@ -142,5 +142,37 @@ sshd_stop
 sshd_start
 check "control: the normal build and stack let alice in again" gets_in alice
 
+# ---- PAM stacks as sites write them: joined or refused, never unconfined ----------------------
+in_set() { [ "$(ssh_as "$1" 'cat /proc/1/comm' 2>/dev/null)" = nsjail-holder ]; }
+audit_sshd() { nsjail-helper audit | grep -A2 '/etc/pam.d/sshd:'; }
+cp /etc/pam.d/sshd /run/nsjail-test/sshd.pam.good
+cp /etc/pam.d/common-auth /run/nsjail-test/common-auth.good
+# Debian's common-auth once libpam-sss is installed; pam_permit stands in
+# for pam_sss (its setcred succeeds).
+cat >/etc/pam.d/common-auth <<'PAM'
+auth [success=2 default=ignore] pam_unix.so nullok
+auth [success=1 default=ignore] pam_permit.so use_first_pass
+auth requisite pam_deny.so
+auth required pam_permit.so
+PAM
+check "Debian common-auth with sss jumps: alice's login is isolated" in_set alice
+check "...and audit finds the auth line reachable" sh -c "nsjail-helper audit | grep -q '/etc/pam.d/sshd: ok'"
+cp /run/nsjail-test/common-auth.good /etc/pam.d/common-auth
+# RHEL style: 'auth sufficient pam_sss.so' before our auth line: setcred
+# stops there and never reaches pam_nsjail, in the monitor or the child.
+sed -i '1i auth sufficient pam_permit.so' /etc/pam.d/sshd
+log_clear
+check "sufficient module before our auth line: alice is refused, not let in unconfined" kept_out alice
+check "...the log says the auth line did not run" log_has "user=alice .*action=refused .*the auth line 'auth optional pam_nsjail.so' is missing"
+check "control: carol (exempt) still gets in with that stack" gets_in carol
+out=$(audit_sshd)
+check "audit flags the sufficient module that skips the auth line, and says where the line must go" \
+    sh -c "printf '%s' \"\$1\" | grep -q 'pam_setcred can stop before .*auth sufficient pam_permit.so' && printf '%s' \"\$1\" | grep -q 'fix: put the line .auth optional pam_nsjail.so. before them'" _ "$out"
+sed -i '1i auth optional pam_nsjail.so' /etc/pam.d/sshd
+check "with the auth line first, as the docs say, alice is isolated" in_set alice
+check "...and audit is content" sh -c "nsjail-helper audit | grep -q '/etc/pam.d/sshd: ok'"
+cp /run/nsjail-test/sshd.pam.good /etc/pam.d/sshd
+nsjail-helper stop alice >/dev/null 2>&1
+
 check "nothing is left behind" wait_for clean
 done_testing
