@@ -174,5 +174,15 @@ check "...and audit is content" sh -c "nsjail-helper audit | grep -q '/etc/pam.d
 cp /run/nsjail-test/sshd.pam.good /etc/pam.d/sshd
 nsjail-helper stop alice >/dev/null 2>&1
 
+# ---- the cgroup namespace: default only where it hides something ---------------------------
+# No systemd here: a set would stay in its login's cgroup, so a cgroup
+# namespace hides nothing; the default leaves it out and check says so.
+out=$(nsjail-helper check 2>&1)
+check "check notes that a cgroup namespace hides nothing on this host" \
+    sh -c "printf '%s' \"\$1\" | grep -q 'note: .*a cgroup namespace hides nothing here.*policies students get none by default'" _ "$out"
+check_eq "no systemd: by default a set shares the host's cgroup namespace" "$(readlink /proc/self/ns/cgroup)" \
+    "$(nsjail-helper run alice -- readlink /proc/self/ns/cgroup)"
+check "explain says why" sh -c "nsjail-helper explain alice | grep -q 'no cgroup: by default only where each set has a systemd scope on cgroup v2, not here'"
+
 check "nothing is left behind" wait_for clean
 done_testing

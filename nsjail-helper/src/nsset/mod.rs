@@ -41,6 +41,7 @@ pub use create::create_main;
 pub use holder::drop_all_capabilities;
 pub use join::{join_and_drop, Identity};
 pub use spawn::{ExecHelper, SetCreator, Spawned, H0};
+pub use unit::cgroup_namespace_hides;
 
 /// Everything H0 needs to build a set; passed on the helper's command line.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -57,6 +58,9 @@ pub struct SetSpec {
     pub uts: bool,
     /// A cgroup namespace, and a cgroup2 view of only its own subtree.
     pub cgroup: bool,
+    /// The same where it hides something: where the set gets a systemd
+    /// scope of its own on a cgroup v2 host (the policy's default).
+    pub cgroup_auto: bool,
     pub net: bool,
 }
 
@@ -77,6 +81,8 @@ impl SetSpec {
             uts: settings.namespaces.contains(&Namespace::Uts),
             net: settings.namespaces.contains(&Namespace::Net),
             cgroup: settings.namespaces.contains(&Namespace::Cgroup),
+            cgroup_auto: !settings.namespaces.contains(&Namespace::Cgroup)
+                && !settings.cgroup_opt_out,
         }
     }
 

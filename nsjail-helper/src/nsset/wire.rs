@@ -63,6 +63,9 @@ impl SetSpec {
         if self.cgroup {
             args.push("--cgroup".into());
         }
+        if self.cgroup_auto {
+            args.push("--cgroup-auto".into());
+        }
         if self.net {
             args.push("--net".into());
         }
@@ -88,6 +91,7 @@ impl SetSpec {
             propagation: Propagation::Slave,
             uts: false,
             cgroup: false,
+            cgroup_auto: false,
             net: false,
         };
         let mut it = args.iter();
@@ -108,6 +112,7 @@ impl SetSpec {
                 }
                 "--uts" => spec.uts = true,
                 "--cgroup" => spec.cgroup = true,
+                "--cgroup-auto" => spec.cgroup_auto = true,
                 "--net" => spec.net = true,
                 other => return Err(format!("unknown argument {other}")),
             }
@@ -313,7 +318,8 @@ mod tests {
             tmp_size: Some("512M".into()),
             propagation: Propagation::Private,
             uts: true,
-            cgroup: true,
+            cgroup: false,
+            cgroup_auto: true,
             net: false,
         };
         let args: Vec<String> = spec.to_args()[1..]

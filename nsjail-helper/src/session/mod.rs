@@ -22,7 +22,7 @@ use crate::idmap;
 use crate::nsset::{self, Holder, SetCreator, SetError, SetSpec};
 use crate::paths;
 use crate::policy::{OnLogout, Settings, Share, SubidMode};
-use crate::procfs::ProcId;
+use crate::procfs::{self, ProcId};
 use crate::registry::{self, Registry, SetRecord};
 use crate::subid::{self, SubRange};
 use crate::user::UserInfo;
@@ -232,6 +232,13 @@ fn describe_gids(gids: &[u32]) -> String {
     format!("gid(s) {}", list.join(","))
 }
 
+/// Whether `pid` is in a cgroup namespace other than this process's.
+fn own_cgroup_ns(proc_root: &Path, pid: i32) -> bool {
+    let ours = procfs::ns_inode(proc_root, std::process::id() as i32, "cgroup");
+    let theirs = procfs::ns_inode(proc_root, pid, "cgroup");
+    matches!((ours, theirs), (Ok(a), Ok(b)) if a != b)
+}
+
 /// Creates a set for the login and records it (the per-user lock held).
 fn create(reg: &Registry, req: &OpenRequest<'_>) -> Result<Opened, SessionError> {
     let plan = plan(req.user, req.settings, req.etc)?;
@@ -254,7 +261,10 @@ fn create(reg: &Registry, req: &OpenRequest<'_>) -> Result<Opened, SessionError>
         holder: holder.id,
         userns: holder.userns,
         uts: plan.spec.uts,
-        cgroup: plan.spec.cgroup,
+        // Where the policy leaves it to the host, H0 decided: the set has
+        // a cgroup namespace of its own if its holder is in another one.
+        cgroup: plan.spec.cgroup
+            || (plan.spec.cgroup_auto && own_cgroup_ns(reg.proc_root(), holder.id.pid)),
         net: plan.spec.net,
         created: registry::now_secs(),
         lent_gids: Some(
