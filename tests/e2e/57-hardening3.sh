@@ -130,7 +130,10 @@ securedir=$(pkg-config --variable=securedir pam 2>/dev/null || true)
 [ -n "$securedir" ] || securedir=/usr/lib/x86_64-linux-gnu/security
 cp "$securedir/pam_nsjail.so" /run/nsjail-test/pam_nsjail.so.good
 cp /etc/pam.d/sshd /run/nsjail-test/sshd.pam.good
-install -m644 "${NSJAIL_TEST_FP_BUILD:-$REPO/target/failpoints/release}/libpam_nsjail.so" "$securedir/pam_nsjail.so"
+# NSJAIL_TEST_FP_BUILD: another failpoints build (as NSJAIL_TEST_BUILD).
+fp_build=${NSJAIL_TEST_FP_BUILD:-target/failpoints/release}
+case $fp_build in /*) ;; *) fp_build=$REPO/$fp_build ;; esac
+install -m644 "$fp_build/libpam_nsjail.so" "$securedir/pam_nsjail.so"
 sed -i 's/^@include nsjail$/auth optional pam_nsjail.so/' /etc/pam.d/sshd
 sshd_stop
 sshd_start
@@ -149,7 +152,7 @@ sshd_start
 # open_session: there, a panic in the monitor's open_session must end the
 # connection too (Debian 13 only: NSJAIL_ROOTFS=debian13).
 if [ -x /usr/lib/openssh/sshd-session ]; then
-    install -m644 "${NSJAIL_TEST_FP_BUILD:-$REPO/target/failpoints/release}/libpam_nsjail.so" "$securedir/pam_nsjail.so"
+    install -m644 "$fp_build/libpam_nsjail.so" "$securedir/pam_nsjail.so"
     sshd_stop
     NSJAIL_FAILPOINT=login-panic sshd_start
     log_clear

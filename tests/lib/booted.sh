@@ -41,8 +41,10 @@ boot_prepare() {
     local merged=$2 securedir
     securedir=$merged/usr/lib/x86_64-linux-gnu/security
     # NSJAIL_TEST_BUILD=DIR: other binaries (as in sandbox.sh).
-    install -m755 "${NSJAIL_TEST_BUILD:-$REPO/target/release}/nsjail-helper" "$merged/usr/sbin/nsjail-helper"
-    install -m644 "${NSJAIL_TEST_BUILD:-$REPO/target/release}/libpam_nsjail.so" "$securedir/pam_nsjail.so"
+    local build=${NSJAIL_TEST_BUILD:-target/release}
+    case $build in /*) ;; *) build=$REPO/$build ;; esac
+    install -m755 "$build/nsjail-helper" "$merged/usr/sbin/nsjail-helper"
+    install -m644 "$build/libpam_nsjail.so" "$securedir/pam_nsjail.so"
     install -m644 "$REPO/config/pam.d/nsjail" "$merged/etc/pam.d/nsjail"
     echo '@include nsjail' >>"$merged/etc/pam.d/sshd"
     mkdir -p "$merged/etc/security" "$merged/root/.ssh"

@@ -147,8 +147,11 @@ sandbox_install() {
     securedir=$(pkg-config --variable=securedir pam 2>/dev/null || true)
     [ -n "$securedir" ] || securedir=/usr/lib/x86_64-linux-gnu/security
     # NSJAIL_TEST_BUILD=DIR tests other binaries (an older build, to see a
-    # test fail where a fix is missing); it must be outside /tmp, /run, /home.
-    local build=${NSJAIL_TEST_BUILD:-$REPO/target/release}
+    # test fail where a fix is missing): a path relative to the checkout
+    # (the only host path a Debian 13 root sees), or an absolute one
+    # outside /tmp, /run and /home.
+    local build=${NSJAIL_TEST_BUILD:-target/release}
+    case $build in /*) ;; *) build=$REPO/$build ;; esac
     install -m755 "$build/nsjail-helper" /usr/sbin/nsjail-helper
     install -m644 "$build/libpam_nsjail.so" "$securedir/pam_nsjail.so"
     install -m644 "$REPO/config/pam.d/nsjail" /etc/pam.d/nsjail
