@@ -3,7 +3,10 @@
 //! killed: SIGKILL from the host, or a SIGTERM from outside its pid
 //! namespace (`loginctl kill-user`, systemd stopping its scope), ends the
 //! set. A SIGTERM from inside the set (its sender has a pid here) is
-//! ignored like every other signal.
+//! ignored like every other signal, and so is a forged one: only a signal
+//! the kernel itself describes (`kill()`: SI_USER, or SI_KERNEL) counts,
+//! because `rt_sigqueueinfo` lets any process choose si_pid = 0 as long
+//! as its si_code is negative (SI_QUEUE and the like).
 //!
 //! With `on_logout = "kill"` it is started with fd 3, a unix socket on
 //! which root hands it a pidfd of every process that opens a session in
@@ -54,8 +57,13 @@ static mut PAYLOAD: [u8; 8] = [0; 8];
 static mut CMSG: [u32; 6] = [0; 6];
 /// A zero timeout for rt_sigtimedwait: take a pending signal, never wait.
 static ZERO_TIMEOUT: [i64; 2] = [0, 0];
-/// `siginfo_t` on x86_64: 128 bytes; si_signo at 0, si_pid (for
-/// signals sent by a process) at 16. In .bss, not on the stack: `_start`
+/// si_code of a signal sent with kill(2) (or pidfd_send_signal without
+/// info) and of one the kernel raises itself. The kernel refuses both
+/// values (any si_code >= 0) in rt_sigqueueinfo to another process.
+const SI_USER: i32 = 0;
+const SI_KERNEL: i32 = 0x80;
+/// `siginfo_t` on x86_64: 128 bytes; si_signo at 0, si_code at 8, si_pid
+/// (for signals sent by a process) at 16. In .bss, not on the stack: `_start`
 /// is entered with the stack 16-byte aligned, not as a called function
 /// expects, so the compiler's aligned stores to a stack buffer would fault.
 static mut SIGINFO: [i32; 32] = [0; 32];
@@ -122,8 +130,12 @@ unsafe fn take_signal(all: &u64, info: *mut [i32; 32], timeout: usize) -> isize 
             timeout,
             SIGSET_BYTES,
         );
-        // A sender outside our pid namespace has no pid here: 0.
-        if sig == SIGTERM as isize && core::ptr::read_volatile(&raw const (*info)[4]) == 0 {
+        // A sender outside our pid namespace has no pid here: 0; and
+        // only kill() or the kernel, whose si_code no process can forge,
+        // says so truthfully.
+        let code = core::ptr::read_volatile(&raw const (*info)[2]);
+        let pid = core::ptr::read_volatile(&raw const (*info)[4]);
+        if sig == SIGTERM as isize && pid == 0 && (code == SI_USER || code == SI_KERNEL) {
             syscall4(SYS_EXIT, 0, 0, 0, 0);
         }
         sig

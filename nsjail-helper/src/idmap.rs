@@ -1,5 +1,5 @@
 //! uid_map / gid_map construction (DESIGN §2). Host root is never mapped;
-//! the user's own ids (uid; primary, supplementary and tty gids) map to
+//! the user's own ids (uid; primary and supplementary gids) map to
 //! themselves; every other namespace id 1..count-1 maps into the user's
 //! subordinate range, with a hole wherever that would collide with an
 //! identity-mapped id on either side.

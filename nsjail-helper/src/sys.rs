@@ -1,7 +1,9 @@
 //! The library's only `unsafe` code: the few system calls that neither
-//! `std`, `nix` nor `caps` wrap (pidfds, `close_range`, keyrings, the
-//! namespace and terminal ioctls, `_exit`, resetting signal dispositions),
-//! and `fork`, which is only offered behind a single-thread check.
+//! `std`, `nix` (without features that add dependencies) nor `caps` wrap
+//! (pidfds, `close_range`, keyrings, an AF_UNIX connect and its peer
+//! credentials, the namespace and terminal ioctls, `_exit`, resetting
+//! signal dispositions), and `fork`, which is only offered behind a
+//! single-thread check.
 //!
 //! Private to the crate. Every block says why it is sound; every wrapper
 //! turns a `-1` into `io::Error::last_os_error()` via `cerr`.
@@ -200,10 +202,13 @@ pub fn hold_forever() -> ! {
         let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
         // SAFETY: `all` is a valid signal set and `info` writable.
         let sig = unsafe { libc::sigwaitinfo(all.as_ref(), &mut info) };
-        // A sender outside our pid namespace has no pid here: 0 (as in
-        // holder/holder.rs).
+        // A sender outside our pid namespace has no pid here: 0; only a
+        // kill() (SI_USER) or the kernel (SI_KERNEL) is believed, since
+        // rt_sigqueueinfo lets anyone forge si_pid with a negative si_code
+        // (as in holder/holder.rs).
         // SAFETY: for a signal a process sent, si_pid is the field set.
-        if sig == libc::SIGTERM && unsafe { info.si_pid() } == 0 {
+        let pid = unsafe { info.si_pid() };
+        if sig == libc::SIGTERM && pid == 0 && is_from_kill_or_kernel(info.si_code) {
             exit_now(0);
         }
     }
@@ -293,6 +298,48 @@ pub fn send_fd(sock: BorrowedFd<'_>, fd: BorrowedFd<'_>) -> io::Result<()> {
     Ok(())
 }
 
+/// A non-blocking, close-on-exec AF_UNIX stream socket (nix offers
+/// sockets only with a feature that adds a dependency).
+pub fn unix_stream_socket_nonblocking() -> io::Result<OwnedFd> {
+    // SAFETY: plain syscall with integer arguments.
+    let fd = cerr(unsafe {
+        libc::socket(
+            libc::AF_UNIX,
+            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+        )
+    })?;
+    // SAFETY: the kernel just returned this fd; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `connect(2)` of an AF_UNIX socket to the filesystem path `path`.
+pub fn unix_connect(fd: BorrowedFd<'_>, path: &std::path::Path) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    // SAFETY: sockaddr_un is plain data; all zeros is a valid value.
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    let bytes = path.as_os_str().as_bytes();
+    // Room for the terminating NUL, which the zeroed buffer provides.
+    if bytes.is_empty() || bytes.len() >= addr.sun_path.len() || bytes.contains(&0) {
+        return Err(io::Error::from(io::ErrorKind::InvalidInput));
+    }
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    for (dst, src) in addr.sun_path.iter_mut().zip(bytes) {
+        *dst = *src as libc::c_char;
+    }
+    let len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
+    // SAFETY: `addr` is an initialised sockaddr_un of `len` bytes that
+    // outlives the call; `fd` is a valid open socket.
+    cerr(unsafe {
+        libc::connect(
+            fd.as_raw_fd(),
+            (&raw const addr).cast::<libc::sockaddr>(),
+            len,
+        )
+    })?;
+    Ok(())
+}
+
 /// Right before an exec: makes each `(fd, number)` of `place` available
 /// to the new program as inheritable fd `number`. `exe`, the program to
 /// execute through, is first moved out of the way (to 10 or above) and
@@ -317,6 +364,40 @@ pub fn place_fds_for_exec(exe: OwnedFd, place: Vec<(OwnedFd, RawFd)>) -> io::Res
         cerr(unsafe { libc::dup2(fd.as_raw_fd(), *n) })?;
     }
     Ok(exe)
+}
+
+/// The uid of the process that created the peer socket of the connected
+/// AF_UNIX socket `fd` (`SO_PEERCRED`: fixed at connect()/listen() time,
+/// not forgeable by the peer).
+pub fn peer_uid(fd: BorrowedFd<'_>) -> io::Result<u32> {
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: u32::MAX,
+        gid: u32::MAX,
+    };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: `cred` is a writable ucred of `len` bytes, as SO_PEERCRED
+    // expects; `fd` is a valid open socket.
+    cerr(unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&raw mut cred).cast::<libc::c_void>(),
+            &mut len,
+        )
+    })?;
+    if len as usize != std::mem::size_of::<libc::ucred>() {
+        return Err(io::Error::other("SO_PEERCRED: short answer"));
+    }
+    Ok(cred.uid)
+}
+
+/// True for a signal's si_code that no process can forge when it signals
+/// another: kill(2)'s SI_USER and the kernel's SI_KERNEL (rt_sigqueueinfo
+/// refuses every si_code >= 0 unless a process signals itself).
+pub fn is_from_kill_or_kernel(si_code: libc::c_int) -> bool {
+    si_code == libc::SI_USER || si_code == libc::SI_KERNEL
 }
 
 /// Result of `fork_checked`.

@@ -3,7 +3,7 @@
 //! tests build one by hand.
 #![forbid(unsafe_code)]
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::fmt;
 use std::path::PathBuf;
 
@@ -67,18 +67,34 @@ impl UserError {
 
 /// Looks `name` up with getpwnam and getgrouplist.
 pub fn lookup_user(name: &str) -> Result<UserInfo, UserError> {
+    lookup_with(name, User::from_name, nix::unistd::getgrouplist)
+}
+
+/// `lookup_user` over injectable NSS calls. The groups are those of the
+/// passwd entry's own name, not of `name` as typed: a case-insensitive
+/// source (sssd's `case_sensitive = false`) finds `ALICE` as `alice`,
+/// and a group source that is case-sensitive would give `ALICE` none.
+fn lookup_with(
+    name: &str,
+    getpwnam: impl Fn(&str) -> nix::Result<Option<User>>,
+    getgrouplist: impl Fn(&CStr, Gid) -> nix::Result<Vec<Gid>>,
+) -> Result<UserInfo, UserError> {
     // Checked first: nix would turn a NUL into a bare EINVAL.
-    let cname = CString::new(name).map_err(|_| UserError(format!("invalid user name {name:?}")))?;
+    if CString::new(name).is_err() {
+        return Err(UserError(format!("invalid user name {name:?}")));
+    }
     if name.is_empty() {
         return Err(UserError::unknown(name));
     }
-    let user = match User::from_name(name) {
+    let user = match getpwnam(name) {
         Ok(Some(u)) => u,
         Ok(None) => return Err(UserError::unknown(name)),
         Err(e) => return Err(UserError(format!("cannot look up user '{name}': {e}"))),
     };
-    let gids = nix::unistd::getgrouplist(&cname, user.gid)
-        .map_err(|e| UserError(format!("cannot look up the groups of '{name}': {e}")))?;
+    let canonical = CString::new(user.name.as_str())
+        .map_err(|_| UserError(format!("invalid user name {:?}", user.name)))?;
+    let gids = getgrouplist(&canonical, user.gid)
+        .map_err(|e| UserError(format!("cannot look up the groups of '{}': {e}", user.name)))?;
     Ok(UserInfo {
         groups: memberships(user.gid, &gids, group_name),
         name: user.name,
@@ -118,15 +134,6 @@ fn group_name(gid: u32) -> Option<String> {
         .ok()
         .flatten()
         .map(|g| g.name)
-}
-
-/// The gid of group `tty`, which owns ptys: it is identity-mapped so a
-/// session's terminal keeps its group inside.
-pub fn tty_gid() -> Option<u32> {
-    Group::from_name("tty")
-        .ok()
-        .flatten()
-        .map(|g| g.gid.as_raw())
 }
 
 /// Whether NSS knows group `name`.
@@ -171,13 +178,44 @@ mod tests {
 
     #[test]
     fn groups() {
-        // Every Debian system has group root (gid 0) and nearly all a tty
-        // group; neither call may panic either way.
         assert!(group_exists("root"));
         assert!(!group_exists("no-such-group-xyz"));
-        if let Some(gid) = tty_gid() {
-            assert_eq!(group_name(gid).as_deref(), Some("tty"));
-        }
+        assert_eq!(group_name(0).as_deref(), Some("root"));
+    }
+
+    /// A passwd source that ignores case (sssd, `case_sensitive =
+    /// false`) and a group source that does not.
+    fn case_insensitive_passwd(name: &str) -> nix::Result<Option<User>> {
+        Ok((name.eq_ignore_ascii_case("alice")).then(|| User {
+            name: "alice".into(),
+            passwd: CString::default(),
+            uid: nix::unistd::Uid::from_raw(2001),
+            gid: Gid::from_raw(2001),
+            gecos: CString::default(),
+            dir: "/home/alice".into(),
+            shell: "/bin/sh".into(),
+        }))
+    }
+
+    #[test]
+    fn groups_are_those_of_the_canonical_name_not_the_typed_one() {
+        let asked = std::cell::RefCell::new(Vec::new());
+        let grouplist = |name: &CStr, primary: Gid| {
+            asked.borrow_mut().push(name.to_owned());
+            Ok(if name == c"alice" {
+                vec![primary, Gid::from_raw(3000)]
+            } else {
+                vec![primary]
+            })
+        };
+        let u = lookup_with("ALICE", case_insensitive_passwd, grouplist).expect("found");
+        assert_eq!(u.name, "alice");
+        assert_eq!(*asked.borrow(), [c"alice".to_owned()]);
+        assert_eq!(
+            u.all_gids(),
+            vec![2001, 3000],
+            "her group 'students' is found"
+        );
     }
 
     #[test]

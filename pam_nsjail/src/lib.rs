@@ -24,7 +24,8 @@ mod args;
 #[allow(unsafe_code)]
 mod ffi;
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::convert::Infallible;
 use std::ffi::CStr;
 use std::os::fd::AsFd;
 use std::path::Path;
@@ -99,20 +100,79 @@ impl PamHooks for PamNsjail {
             }
             Some(monitor) if monitor == pid => PamResultCode::PAM_IGNORE,
             // sshd's post-auth child, but open_session placed nothing.
-            Some(_) => child_without_set(pamh, &module_args(&args)),
+            Some(_) => {
+                let args = module_args(&args);
+                in_sshd_child(pamh, 1, |pamh| child_without_set(pamh, &args))
+            }
         }
     }
 
     fn sm_open_session(pamh: &mut PamHandle, args: Vec<&CStr>, _: PamFlag) -> PamResultCode {
         let args = module_args(&args);
         log_unknown_args(pamh, &args);
-        open_session(pamh, &args)
+        if App::of_this_process(&service_name(pamh)) != App::SshdSession {
+            return open_session(pamh, &args);
+        }
+        // OpenSSH 9.8 and later fork the session child even after a
+        // failed (or aborted) open_session: here no failure and no panic
+        // may return into sshd's code.
+        in_sshd_child(pamh, 255, |pamh| match open_session(pamh, &args) {
+            PamResultCode::PAM_SESSION_ERR => {
+                ffi::syslog(
+                    pamh,
+                    LOG_ERR,
+                    &format!(
+                        "service={} action=refused note=\"sshd-session continues after a failed open_session: pam_nsjail ends this connection\"",
+                        service_name(pamh)
+                    ),
+                );
+                child::exit_now(255)
+            }
+            rc => rc,
+        })
     }
 
     fn sm_close_session(pamh: &mut PamHandle, args: Vec<&CStr>, _: PamFlag) -> PamResultCode {
         let args = module_args(&args);
         close_session(pamh, &args)
     }
+}
+
+/// Runs `hook` where sshd would go on after a failure of ours (its
+/// post-auth child; the monitor of `sshd-session`): a panic in `hook`
+/// never returns (pam-bindings would make it PAM_ABORT, which sshd
+/// ignores there) but is logged, and the process `_exit(code)`s.
+fn in_sshd_child(
+    pamh: &mut PamHandle,
+    code: i32,
+    hook: impl FnOnce(&mut PamHandle) -> PamResultCode,
+) -> PamResultCode {
+    let handle = RefCell::new(pamh);
+    child::survive_or_exit(
+        code,
+        || {
+            let mut pamh = handle.borrow_mut();
+            Ok::<_, Infallible>(hook(&mut pamh))
+        },
+        |failure| {
+            let ChildFailure::Panic(message) = failure;
+            // The panic's unwinding released the borrow above.
+            let Ok(mut pamh) = handle.try_borrow_mut() else {
+                return;
+            };
+            let service = service_name(&pamh);
+            let name = pamh.get_user(None).unwrap_or_default();
+            let line = decision_line(
+                &name,
+                &service,
+                "-",
+                "refused",
+                "-",
+                &format!("error=\"panic: {}\"", message.replace('"', "'")),
+            );
+            ffi::syslog(&pamh, LOG_ERR, &format!("{line} (session process exits)"));
+        },
+    )
 }
 
 /// The child side: returns only once the process is in the set as the
@@ -179,13 +239,14 @@ fn child_without_set(pamh: &mut PamHandle, args: &ModuleArgs) -> PamResultCode {
         Some(Decided::Refused(line)) => line.clone(),
         None => {
             let service = service_name(pamh);
-            let name = pamh.get_user(None).unwrap_or_default();
+            let sys = system(args);
+            let name = session::canonical_name(&sys, &pamh.get_user(None).unwrap_or_default());
             let Some(opener) = procfs::proc_id(Path::new(paths::PROC), std::process::id() as i32)
             else {
                 child::exit_now(1)
             };
             let req = login_request(&name, &service, args, true, opener);
-            match session::refusal_without_session(&system(args), &req) {
+            match session::refusal_without_session(&sys, &req) {
                 None => return PamResultCode::PAM_IGNORE,
                 Some(error) => decision_line(
                     &name,
@@ -245,6 +306,8 @@ fn open_session(pamh: &mut PamHandle, args: &ModuleArgs) -> PamResultCode {
             return PamResultCode::PAM_SESSION_ERR;
         }
     };
+    let sys = system(args);
+    let name = session::canonical_name(&sys, &name);
     let pid = std::process::id();
     let refusal = |detail: &str| decision_line(&name, &service, "-", "refused", "-", detail);
     let Some(opener) = procfs::proc_id(Path::new(paths::PROC), pid as i32) else {
@@ -257,7 +320,7 @@ fn open_session(pamh: &mut PamHandle, args: &ModuleArgs) -> PamResultCode {
     };
     let auth_line_seen = ffi::auth_seen(pamh).is_some_and(|a| a.pid == pid);
     let req = login_request(&name, &service, args, auth_line_seen, opener);
-    let outcome = session::login(&system(args), &req);
+    let outcome = session::login(&sys, &req);
     let (level, line) = outcome.log_line(&req, args.debug);
     let Outcome::Placed(placement) = outcome else {
         ffi::syslog(pamh, priority(level), &line);

@@ -29,10 +29,14 @@ uid=$(id -u alice)
 expect_uid="$uid $uid 1|1 $((sub + 1)) $((uid - 1))|$((uid + 1)) $((sub + uid + 1)) $((65535 - uid))|"
 check_eq "run alice: uid_map maps her uid to itself, the rest from /etc/subuid, never 0" "$expect_uid" "$(get uid_map)"
 gm=$(get gid_map)
-for g in $(id -G alice) "$(getent group tty | cut -d: -f3)"; do
+for g in $(id -G alice); do
     case "|$gm" in *"|$g $g 1|"*) ok "run alice: gid $g identity-mapped" ;;
     *) not_ok "run alice: gid $g identity-mapped" "$gm" ;; esac
 done
+# Only ids she owns: not the host's tty group (tests/e2e/57-hardening3.sh).
+identity=$(printf '%s' "$gm" | tr '|' '\n' | awk '$1 == $2 {print $1}' | sort -n | tr '\n' ' ')
+check_eq "run alice: exactly her own gids are identity-mapped (no tty group)" \
+    "$(id -G alice | tr ' ' '\n' | sort -n | tr '\n' ' ')" "$identity"
 case "|$gm" in *"|0 "*) not_ok "run alice: gid 0 not mapped" "$gm" ;; *) ok "run alice: gid 0 not mapped" ;; esac
 check_eq "run alice: umount /tmp is refused" refused "$(get umount_direct)"
 check_eq "run alice: umount /tmp as root of a nested user namespace is refused" refused "$(get umount_nested)"

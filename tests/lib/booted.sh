@@ -40,8 +40,11 @@ boot_cgroup_base() {
 boot_prepare() {
     local merged=$2 securedir
     securedir=$merged/usr/lib/x86_64-linux-gnu/security
-    install -m755 "$REPO/target/release/nsjail-helper" "$merged/usr/sbin/nsjail-helper"
-    install -m644 "$REPO/target/release/libpam_nsjail.so" "$securedir/pam_nsjail.so"
+    # NSJAIL_TEST_BUILD=DIR: other binaries (as in sandbox.sh).
+    local build=${NSJAIL_TEST_BUILD:-target/release}
+    case $build in /*) ;; *) build=$REPO/$build ;; esac
+    install -m755 "$build/nsjail-helper" "$merged/usr/sbin/nsjail-helper"
+    install -m644 "$build/libpam_nsjail.so" "$securedir/pam_nsjail.so"
     install -m644 "$REPO/config/pam.d/nsjail" "$merged/etc/pam.d/nsjail"
     echo '@include nsjail' >>"$merged/etc/pam.d/sshd"
     mkdir -p "$merged/etc/security" "$merged/root/.ssh"

@@ -150,6 +150,12 @@ sandbox_install() {
     local securedir build=$REPO/${NSJAIL_BUILD_DIR:-target/release}
     securedir=$(pkg-config --variable=securedir pam 2>/dev/null || true)
     [ -n "$securedir" ] || securedir=/usr/lib/x86_64-linux-gnu/security
+    # NSJAIL_TEST_BUILD=DIR (or NSJAIL_BUILD_DIR) tests other binaries (an
+    # older build, to see a test fail where a fix is missing): a path
+    # relative to the checkout (the only host path a Debian 13 root sees),
+    # or an absolute one outside /tmp, /run and /home.
+    build=${NSJAIL_TEST_BUILD:-${NSJAIL_BUILD_DIR:-target/release}}
+    case $build in /*) ;; *) build=$REPO/$build ;; esac
     install -m755 "$build/nsjail-helper" /usr/sbin/nsjail-helper
     install -m644 "$build/libpam_nsjail.so" "$securedir/pam_nsjail.so"
     install -m644 "$REPO/config/pam.d/nsjail" /etc/pam.d/nsjail

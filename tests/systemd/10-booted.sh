@@ -132,16 +132,23 @@ for how in terminate-user kill-user; do
 done
 C sed -i 's/^on_logout = .*/on_logout = "kill"/' /etc/security/pam_nsjail.toml
 
-# ---- a cgroup namespace (namespaces = [..., "cgroup"]) ----------------------------------------
+# ---- a cgroup namespace: the default here (systemd, cgroup v2) ----------------------------------
 uid_bob=$(C id -u bob)
 login_bg bob 1006
-check "control: without a cgroup namespace alice sees bob's slice in /sys/fs/cgroup" \
+C sed -i '/^name = "students"/a namespaces = ["user", "mount", "pid", "ipc", "!cgroup"]' /etc/security/pam_nsjail.toml
+check "control: opted out (\"!cgroup\"), alice sees bob's slice in /sys/fs/cgroup" \
     ssh_in alice "test -d /sys/fs/cgroup/user.slice/user-$uid_bob.slice"
-C sed -i '/^name = "students"/a namespaces = ["user", "mount", "pid", "ipc", "cgroup"]' /etc/security/pam_nsjail.toml
-out=$(ssh_in alice 'readlink /proc/self/ns/cgroup; ls /sys/fs/cgroup | grep -c slice; find /sys/fs/cgroup -name "session-*" | wc -l; awk "\$5==\"/sys/fs/cgroup\"" /proc/self/mountinfo | tail -1 | awk "{print \$9, \$6}" | cut -d, -f1')
-check_ne "with cgroup: alice's login has a cgroup namespace of its own" "$(C readlink /proc/1/ns/cgroup)" "$(printf '%s\n' "$out" | grep '^cgroup:')"
-check_eq "with cgroup: /sys/fs/cgroup shows no slice and no session, bob's included, and is read-only cgroup2" \
-    "0|0|cgroup2 ro|" "$(printf '%s\n' "$out" | sed -n '2,4p' | tr '\n' '|')"
+C sed -i '/"!cgroup"\]$/d' /etc/security/pam_nsjail.toml
+check "check says nothing about a cgroup namespace hiding nothing here" \
+    sh -c "! nsenter -t $BOOT_INIT -a nsjail-helper check 2>&1 | grep -q 'hides nothing'"
+cgroup_view='readlink /proc/self/ns/cgroup; ls /sys/fs/cgroup | grep -c slice; find /sys/fs/cgroup -name "session-*" | wc -l; awk "\$5==\"/sys/fs/cgroup\"" /proc/self/mountinfo | tail -1 | awk "{print \$9, \$6}" | cut -d, -f1'
+for how in default explicit; do
+    [ $how = explicit ] && C sed -i '/^name = "students"/a namespaces = ["user", "mount", "pid", "ipc", "cgroup"]' /etc/security/pam_nsjail.toml
+    out=$(ssh_in alice "$cgroup_view")
+    check_ne "cgroup ($how): alice's login has a cgroup namespace of its own" "$(C readlink /proc/1/ns/cgroup)" "$(printf '%s\n' "$out" | grep '^cgroup:')"
+    check_eq "cgroup ($how): /sys/fs/cgroup shows no slice and no session, bob's included, and is read-only cgroup2" \
+        "0|0|cgroup2 ro|" "$(printf '%s\n' "$out" | sed -n '2,4p' | tr '\n' '|')"
+done
 C sed -i '/^namespaces = \["user", "mount", "pid", "ipc", "cgroup"\]/d' /etc/security/pam_nsjail.toml
 logout_bg 1006
 wait_for set_gone

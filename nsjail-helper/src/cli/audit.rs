@@ -14,7 +14,11 @@ Scan the PAM configuration the way Linux-PAM reads it: a service file in
 --pam-dir (default /etc/pam.d) overrides the file of the same name in
 --vendor-dir (default /usr/lib/pam.d, where Debian 13 ships systemd-user).
 Follow @include, include and substack, and report:
-  - whether sshd has both pam_nsjail lines (auth and session);
+  - whether sshd has both pam_nsjail lines (auth and session), and whether
+    pam_setcred can reach the auth line: a 'sufficient' module, a 'done'
+    action or a [success=N] jump before it (in sshd's own stack or a file
+    it includes, not inside a substack) stops setcred first, and isolated
+    logins are then refused;
   - every other service that opens sessions (su, login, runuser, sudo,
     cron, atd, systemd-user, display managers, ...) without pam_nsjail,
     through which a user of an isolated group gets an unconfined session;
@@ -85,13 +89,35 @@ impl PamDirs {
     }
 }
 
-/// Expands `service` into (type, module) pairs.
+/// One line of a service's stack, includes expanded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct PamLine {
+    ty: String,
+    control: String,
+    module: String,
+    /// Inside a `substack`: its `sufficient`, `done` and jumps end the
+    /// substack only, never skip a line after it.
+    in_substack: bool,
+}
+
+/// Expands `service` into its lines.
 fn expand(
     dirs: &PamDirs,
     service: &str,
     only_type: Option<&str>,
     depth: usize,
-    out: &mut Vec<(String, String)>,
+    out: &mut Vec<PamLine>,
+) {
+    expand_in(dirs, service, only_type, depth, false, out);
+}
+
+fn expand_in(
+    dirs: &PamDirs,
+    service: &str,
+    only_type: Option<&str>,
+    depth: usize,
+    in_substack: bool,
+    out: &mut Vec<PamLine>,
 ) {
     if depth > 16 {
         return;
@@ -108,7 +134,7 @@ fn expand(
         let Some(first) = words.next() else { continue };
         if first == "@include" {
             if let Some(inc) = words.next() {
-                expand(dirs, inc, only_type, depth + 1, out);
+                expand_in(dirs, inc, only_type, depth + 1, in_substack, out);
             }
             continue;
         }
@@ -124,7 +150,10 @@ fn expand(
             let mut c = control.to_owned();
             while !c.ends_with(']') {
                 match words.next() {
-                    Some(w) => c.push_str(w),
+                    Some(w) => {
+                        c.push(' ');
+                        c.push_str(w);
+                    }
                     None => break,
                 }
             }
@@ -134,9 +163,15 @@ fn expand(
         };
         let Some(module) = words.next() else { continue };
         if control == "include" || control == "substack" {
-            expand(dirs, module, Some(ty), depth + 1, out);
+            let sub = in_substack || control == "substack";
+            expand_in(dirs, module, Some(ty), depth + 1, sub, out);
         } else {
-            out.push((ty.to_owned(), module.to_owned()));
+            out.push(PamLine {
+                ty: ty.to_owned(),
+                control,
+                module: module.to_owned(),
+                in_substack,
+            });
         }
     }
 }
@@ -145,17 +180,58 @@ pub fn stacks(dirs: &PamDirs, service: &str) -> Stacks {
     let mut lines = Vec::new();
     expand(dirs, service, None, 0, &mut lines);
     let mut s = Stacks::default();
-    for (ty, module) in &lines {
-        match ty.as_str() {
+    for line in &lines {
+        match line.ty.as_str() {
             "session" => {
                 s.session_lines += 1;
-                s.nsjail_session |= module_is_nsjail(module);
+                s.nsjail_session |= module_is_nsjail(&line.module);
             }
-            "auth" => s.nsjail_auth |= module_is_nsjail(module),
+            "auth" => s.nsjail_auth |= module_is_nsjail(&line.module),
             _ => {}
         }
     }
     s
+}
+
+/// Why `pam_setcred` on `service`'s auth stack may stop before the first
+/// pam_nsjail line: the lines (module and control) that can skip it.
+/// Linux-PAM runs setcred over the auth stack with the same controls as
+/// authentication: a `sufficient` module that succeeds, a `done` action,
+/// or a `[value=N]` jump past our line ends the walk first. Lines inside
+/// a substack only end that substack. (`requisite` and `die` stop the
+/// walk too, but only on a failure, which fails setcred: the login is
+/// then refused, never unconfined.)
+pub fn setcred_skips(dirs: &PamDirs, service: &str) -> Vec<String> {
+    let mut lines = Vec::new();
+    expand(dirs, service, Some("auth"), 0, &mut lines);
+    // Jumps count the lines of the stack they are in: the top level here,
+    // substack lines being opaque to it.
+    let top: Vec<&PamLine> = lines.iter().filter(|l| !l.in_substack).collect();
+    let Some(ours) = top.iter().position(|l| module_is_nsjail(&l.module)) else {
+        return Vec::new();
+    };
+    let mut skips = Vec::new();
+    for (i, line) in top.iter().enumerate().take(ours) {
+        let control = line.control.as_str();
+        let why = if control == "sufficient" {
+            Some("'sufficient': setcred stops there when it succeeds".to_owned())
+        } else if let Some(inner) = control.strip_prefix('[').and_then(|c| c.strip_suffix(']')) {
+            inner.split_whitespace().find_map(|pair| {
+                let (value, action) = pair.split_once('=')?;
+                if action == "done" {
+                    return Some(format!("'{value}=done': setcred stops there"));
+                }
+                let n: usize = action.parse().ok()?;
+                (i + n >= ours).then(|| format!("'{value}={n}' jumps past pam_nsjail"))
+            })
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            skips.push(format!("auth {} {} ({why})", line.control, line.module));
+        }
+    }
+    skips
 }
 
 /// The fix for a session service that bypasses pam_nsjail. A service
@@ -209,10 +285,25 @@ pub fn audit(dirs: &PamDirs) -> Vec<(bool, String)> {
                 path.display()
             ),
         )),
-        Some(path) => out.push((
-            false,
-            format!("{}: ok (auth and session lines present)", path.display()),
-        )),
+        Some(path) => {
+            let skips = setcred_skips(dirs, "sshd");
+            if skips.is_empty() {
+                out.push((
+                    false,
+                    format!("{}: ok (auth and session lines present)", path.display()),
+                ));
+            } else {
+                out.push((
+                    true,
+                    format!(
+                        "{}: pam_setcred can stop before 'auth optional pam_nsjail.so' at: {}; isolated logins are then refused\n  fix: put the line 'auth optional pam_nsjail.so' before them (e.g. as the first auth line of {}); keep '@include nsjail' for the session line",
+                        path.display(),
+                        skips.join("; "),
+                        dirs.local.join("sshd").display()
+                    ),
+                ));
+            }
+        }
     }
     for service in SESSION_SERVICES.iter().filter(|s| **s != "sshd") {
         let Some(path) = dirs.resolve(service) else {
@@ -415,6 +506,104 @@ mod tests {
             .iter()
             .any(|(bad, m)| !*bad && m.contains("/sshd: ok")));
         assert!(!findings.iter().any(|(bad, m)| *bad && m.contains("/login")));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn an_auth_line_that_setcred_would_skip_is_flagged() {
+        let nsjail = "auth optional pam_nsjail.so\nsession required pam_nsjail.so\n";
+        // RHEL style: a sufficient module (pam_sss) before our line, in a
+        // file included into sshd's own stack.
+        let dir = pam_dir_named(
+            "rhel",
+            &[
+                ("nsjail", nsjail),
+                (
+                    "system-auth",
+                    "auth required pam_env.so\nauth sufficient pam_sss.so forward_pass\nauth required pam_deny.so\n",
+                ),
+                ("sshd", "auth include system-auth\n@include nsjail\n"),
+            ],
+        );
+        let skips = setcred_skips(&only(&dir), "sshd");
+        assert_eq!(
+            skips,
+            ["auth sufficient pam_sss.so ('sufficient': setcred stops there when it succeeds)"]
+        );
+        let findings = audit(&only(&dir));
+        let sshd = findings
+            .iter()
+            .find(|(_, m)| m.contains("/sshd:"))
+            .expect("sshd audited");
+        assert!(sshd.0, "{}", sshd.1);
+        assert!(
+            sshd.1
+                .contains("fix: put the line 'auth optional pam_nsjail.so' before them"),
+            "{}",
+            sshd.1
+        );
+        // The same module inside a substack ends only the substack.
+        fs::write(
+            dir.join("sshd"),
+            "auth substack system-auth\n@include nsjail\n",
+        )
+        .unwrap();
+        assert!(setcred_skips(&only(&dir), "sshd").is_empty());
+        // Our line first: nothing can skip it.
+        fs::write(
+            dir.join("sshd"),
+            "auth optional pam_nsjail.so\nauth include system-auth\n@include nsjail\n",
+        )
+        .unwrap();
+        assert!(setcred_skips(&only(&dir), "sshd").is_empty());
+        assert!(audit(&only(&dir))
+            .iter()
+            .any(|(bad, m)| !*bad && m.contains("/sshd: ok")));
+        // A done action, and a jump past our line.
+        fs::write(
+            dir.join("sshd"),
+            "auth [success=done default=ignore] pam_x.so\n@include nsjail\n",
+        )
+        .unwrap();
+        assert_eq!(setcred_skips(&only(&dir), "sshd").len(), 1);
+        fs::write(
+            dir.join("sshd"),
+            "auth [success=1 default=ignore] pam_x.so\n@include nsjail\n",
+        )
+        .unwrap();
+        assert_eq!(
+            setcred_skips(&only(&dir), "sshd"),
+            ["auth [success=1 default=ignore] pam_x.so ('success=1' jumps past pam_nsjail)"]
+        );
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn debians_common_auth_with_sss_jumps_stay_before_our_line() {
+        // Debian's common-auth once libpam-sss is installed.
+        let dir = pam_dir_named(
+            "debian-sss",
+            &[
+                ("nsjail", "auth optional pam_nsjail.so\nsession required pam_nsjail.so\n"),
+                (
+                    "common-auth",
+                    "auth [success=2 default=ignore] pam_unix.so nullok\nauth [success=1 default=ignore] pam_sss.so use_first_pass\nauth requisite pam_deny.so\nauth required pam_permit.so\n",
+                ),
+                ("sshd", "@include common-auth\nsession required pam_unix.so\n@include nsjail\n"),
+            ],
+        );
+        assert!(setcred_skips(&only(&dir), "sshd").is_empty());
+        assert!(audit(&only(&dir))
+            .iter()
+            .any(|(bad, m)| !*bad && m.contains("/sshd: ok")));
+        // Control: without the two lines the jumps land on (a jump of N
+        // skips the next N lines), both jump past our line.
+        fs::write(
+            dir.join("common-auth"),
+            "auth [success=2 default=ignore] pam_unix.so nullok\nauth [success=1 default=ignore] pam_sss.so use_first_pass\n",
+        )
+        .unwrap();
+        assert_eq!(setcred_skips(&only(&dir), "sshd").len(), 2);
         fs::remove_dir_all(&dir).unwrap();
     }
 

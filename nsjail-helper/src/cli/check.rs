@@ -29,12 +29,52 @@ pub fn main(args: &[String]) -> CliResult {
     for warning in warnings(&config, &path, Path::new("/etc")) {
         eprintln!("nsjail-helper: {warning}");
     }
+    if let Some(note) = cgroup_note(&config, crate::nsset::cgroup_namespace_hides()) {
+        eprintln!("nsjail-helper: note: {note}");
+    }
     println!(
         "{}: OK ({} policies)",
         path.display(),
         config.policies().len()
     );
     Ok(0)
+}
+
+/// What the cgroup namespace does on this host, where that is not what
+/// the policy may lead an admin to expect: on a host without systemd or
+/// without the unified cgroup v2 hierarchy it hides nothing, so the
+/// default leaves it out and an explicit "cgroup" buys no privacy.
+fn cgroup_note(config: &Config, hides: bool) -> Option<String> {
+    use crate::policy::Namespace;
+    if hides {
+        return None;
+    }
+    let isolating = config.policies().iter().filter(|p| p.isolate);
+    let (mut explicit, mut default) = (Vec::new(), Vec::new());
+    for p in isolating {
+        if p.settings.namespaces.contains(&Namespace::Cgroup) {
+            explicit.push(p.name.as_str());
+        } else if !p.settings.cgroup_opt_out {
+            default.push(p.name.as_str());
+        }
+    }
+    if explicit.is_empty() && default.is_empty() {
+        return None;
+    }
+    let mut note = String::from("this host has no systemd scope per set on a cgroup v2 hierarchy, so a cgroup namespace hides nothing here: /sys/fs/cgroup in a set lists other users' cgroups as on the host");
+    if !default.is_empty() {
+        note.push_str(&format!(
+            "; policies {} get none by default (they would on a systemd host)",
+            default.join(", ")
+        ));
+    }
+    if !explicit.is_empty() {
+        note.push_str(&format!(
+            "; \"cgroup\" in policies {} changes little here",
+            explicit.join(", ")
+        ));
+    }
+    Some(note)
 }
 
 /// Group names NSS does not resolve, and members of isolating groups
@@ -212,6 +252,31 @@ fn primary_members(etc: &Path, gid: u32) -> Vec<String> {
 mod tests {
     use super::*;
     use crate::policy::Settings;
+
+    #[test]
+    fn check_says_where_a_cgroup_namespace_hides_nothing() {
+        let config = crate::policy::parse(
+            Path::new("/p.toml"),
+            "[[policy]]\nname = \"a\"\ngroups = [\"g\"]\n\n[[policy]]\nname = \"b\"\ngroups = [\"h\"]\nnamespaces = [\"user\", \"mount\", \"pid\", \"ipc\", \"cgroup\"]\n\n[[policy]]\nname = \"c\"\ngroups = [\"i\"]\nnamespaces = [\"user\", \"mount\", \"pid\", \"ipc\", \"!cgroup\"]\n",
+        )
+        .expect("valid");
+        assert_eq!(
+            cgroup_note(&config, true),
+            None,
+            "a systemd v2 host: nothing to say"
+        );
+        let note = cgroup_note(&config, false).expect("a note");
+        assert!(
+            note.contains("a cgroup namespace hides nothing here"),
+            "{note}"
+        );
+        assert!(note.contains("policies a get none by default"), "{note}");
+        assert!(
+            note.contains("\"cgroup\" in policies b changes little"),
+            "{note}"
+        );
+        assert!(!note.contains(" c "), "{note}");
+    }
 
     #[test]
     fn tmpfs_sizes_resolve_against_ram() {

@@ -55,6 +55,17 @@ pub fn main(args: &[String]) -> CliResult {
     println!("action:      isolate");
     let ns: Vec<&str> = settings.namespaces.iter().map(|n| n.as_str()).collect();
     println!("namespaces:  {}", ns.join(" "));
+    if !settings
+        .namespaces
+        .contains(&crate::policy::Namespace::Cgroup)
+        && !settings.cgroup_opt_out
+    {
+        if crate::nsset::cgroup_namespace_hides() {
+            println!("             and cgroup: the default where each set has a systemd scope on cgroup v2, as here (\"!cgroup\" opts out)");
+        } else {
+            println!("             no cgroup: by default only where each set has a systemd scope on cgroup v2, not here");
+        }
+    }
     let share = match settings.share {
         Share::User => format!("user (all of {}'s logins share one set)", user.name),
         Share::Session => "session (each login gets its own set)".to_owned(),

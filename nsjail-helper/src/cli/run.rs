@@ -38,6 +38,8 @@ pub fn main(args: &[String]) -> CliResult {
     let host = System::new(args.config_path(), ExecHelper::this_program());
     let opener = procfs::proc_id(Path::new(paths::PROC), std::process::id() as i32)
         .ok_or_else(|| fail("run", "cannot read own /proc entry"))?;
+    let canonical = session::canonical_name(&host, name);
+    let name = canonical.as_str();
     let req = LoginRequest {
         user: name,
         service,

@@ -257,12 +257,9 @@ pub(super) fn frame(fixed: &[u8]) -> Result<Frame, Cause> {
     let body_len = dec.u32()?;
     dec.u32()?; // serial
     let fields_len = dec.u32()?;
+    // At most 16 + 4 GiB: the caller skips a header over the limit by
+    // its length, unread.
     let header_len = (16 + u64::from(fields_len)).div_ceil(8) * 8;
-    if header_len > MAX_MESSAGE_LEN as u64 {
-        return Err(protocol(format!(
-            "message header of {header_len} bytes is over the {MAX_MESSAGE_LEN}-byte limit"
-        )));
-    }
     Ok(Frame {
         header_len: usize::try_from(header_len).map_err(|_| truncated())?,
         body_len: usize::try_from(body_len).map_err(|_| truncated())?,

@@ -10,7 +10,9 @@
 //!
 //! What the exchange looks like:
 //! 1. connect to the socket path the caller names (never
-//!    `DBUS_SYSTEM_BUS_ADDRESS`: the environment is not trusted);
+//!    `DBUS_SYSTEM_BUS_ADDRESS`: the environment is not trusted), within
+//!    the deadline, and check that the peer that listens there is root
+//!    (`SO_PEERCRED`): a socket someone else bound is not the system bus;
 //! 2. SASL: a NUL byte, `AUTH EXTERNAL <hex of the decimal euid>`, expect
 //!    `OK <guid>`, send `BEGIN` (no unix-fd negotiation);
 //! 3. `org.freedesktop.DBus.Hello` (serial 1), wait for its reply;
@@ -21,7 +23,9 @@
 //! Anything that is not the awaited reply (`NameAcquired`, signals any
 //! local user may send to our unique name, replies to other serials) is
 //! dropped after its header is checked, whatever its size or body: it can
-//! delay us until the deadline, never make us fail. The awaited reply is
+//! delay us until the deadline, never make us fail. A message whose header
+//! alone is over [`MAX_MESSAGE_LEN`] cannot be the reply (that would be
+//! refused anyway) and is skipped by its length, unparsed. The awaited reply is
 //! checked in full, body against signature.
 //!
 //! Robustness rules: no `unsafe`, no threads, no global state, no panic on
@@ -112,8 +116,10 @@ pub struct Scope<'a> {
 pub enum DbusError {
     /// The request itself is unusable; nothing was sent.
     InvalidRequest(&'static str),
-    /// The bus socket could not be connected to.
+    /// The bus socket could not be connected to (within the deadline).
     Connect { socket: PathBuf, source: io::Error },
+    /// The process listening on the socket is not root's: not the bus.
+    Peer { socket: PathBuf, uid: u32 },
     /// The SASL handshake failed.
     Authenticate(Cause),
     /// The mandatory `org.freedesktop.DBus.Hello` call failed.
@@ -156,6 +162,9 @@ impl DbusError {
 
     /// Whether the deadline passed.
     pub fn is_timeout(&self) -> bool {
+        if let DbusError::Connect { source, .. } = self {
+            return source.kind() == io::ErrorKind::TimedOut;
+        }
         matches!(
             self,
             DbusError::Authenticate(Cause::TimedOut)
@@ -174,6 +183,11 @@ impl fmt::Display for DbusError {
             DbusError::Connect { socket, source } => {
                 write!(f, "connect {}: {source}", socket.display())
             }
+            DbusError::Peer { socket, uid } => write!(
+                f,
+                "connect {}: the peer is uid {uid}, not root: not the system bus",
+                socket.display()
+            ),
             DbusError::Authenticate(cause) => write!(f, "authenticate: {cause}"),
             DbusError::Hello(cause) => write!(f, "Hello: {cause}"),
             DbusError::StartTransientUnit(cause) => write!(f, "StartTransientUnit: {cause}"),
@@ -279,9 +293,7 @@ impl Transport for UnixStream {
 /// must check `/proc/PID/cgroup` (waiting for `JobRemoved` would need a
 /// match rule, which this client does not do).
 ///
-/// The whole exchange, connect included, must finish within `timeout`;
-/// `connect()` itself cannot be bounded with std, but on a local socket it
-/// only blocks while the bus' listen backlog is full.
+/// The whole exchange, connect included, must finish within `timeout`.
 pub fn start_transient_scope(
     socket: &Path,
     scope: &Scope<'_>,
@@ -292,12 +304,59 @@ pub fn start_transient_scope(
         .ok_or(DbusError::InvalidRequest("timeout too large"))?;
     // Refuse a bad request before touching the bus.
     let call = encode_start_transient_unit(scope, SERIAL_START)?;
-    let mut stream = UnixStream::connect(socket).map_err(|source| DbusError::Connect {
-        socket: socket.to_path_buf(),
-        source,
-    })?;
+    let mut stream = connect(socket, deadline)?;
     let euid = nix::unistd::geteuid().as_raw();
     exchange(&mut stream, euid, &call, deadline)
+}
+
+/// Connects to `socket` by `deadline` and checks who listens there.
+///
+/// A local connect() blocks only while the listener's backlog is full; a
+/// non-blocking one then fails with EAGAIN at once, so it is retried until
+/// the deadline instead of waiting without bound.
+fn connect(socket: &Path, deadline: Instant) -> Result<UnixStream, DbusError> {
+    use std::os::fd::AsFd;
+    let failed = |source: io::Error| DbusError::Connect {
+        socket: socket.to_path_buf(),
+        source,
+    };
+    let fd = crate::sys::unix_stream_socket_nonblocking().map_err(failed)?;
+    loop {
+        match crate::sys::unix_connect(fd.as_fd(), socket) {
+            Ok(()) => break,
+            Err(e) if is_retry(&e) && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) if is_retry(&e) => return Err(failed(io::ErrorKind::TimedOut.into())),
+            Err(e) => return Err(failed(e)),
+        }
+    }
+    let stream = UnixStream::from(fd);
+    stream.set_nonblocking(false).map_err(failed)?;
+    let uid = crate::sys::peer_uid(stream.as_fd()).map_err(failed)?;
+    check_peer(socket, uid)?;
+    Ok(stream)
+}
+
+/// EAGAIN (the listener's backlog is full) or EINTR.
+fn is_retry(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+    )
+}
+
+/// The system bus is run by root; anything else listening at its path
+/// (a stale socket re-bound by a user, a wrong path) is refused before a
+/// byte is sent.
+fn check_peer(socket: &Path, uid: u32) -> Result<(), DbusError> {
+    if uid != 0 {
+        return Err(DbusError::Peer {
+            socket: socket.to_path_buf(),
+            uid,
+        });
+    }
+    Ok(())
 }
 
 /// The whole exchange over an already connected `io`, authenticating as

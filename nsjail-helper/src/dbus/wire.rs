@@ -119,6 +119,12 @@ impl<T: Transport> Wire<'_, T> {
         loop {
             self.fill(16)?;
             let frame = frame(self.buf.get(..16).ok_or_else(truncated)?)?;
+            if frame.header_len > MAX_MESSAGE_LEN {
+                // Not parsed, so not known to be ours; and a reply this
+                // big would be refused anyway. Skipped, it can only delay.
+                self.discard(frame.total)?;
+                continue;
+            }
             self.fill(frame.header_len)?;
             let header = parse_header(&self.buf, &frame)?;
             let ours =

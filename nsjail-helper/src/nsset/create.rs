@@ -155,7 +155,12 @@ fn create(spec: &SetSpec) -> Result<PendingHolder, SetError> {
     if spec.net {
         flags |= CloneFlags::CLONE_NEWNET;
     }
-    if spec.cgroup {
+    // The policy's default (no "cgroup", no "!cgroup"): a cgroup
+    // namespace wherever it hides other users' cgroups, i.e. where the set
+    // now has a scope of its own on a cgroup v2 host.
+    let cgroup = spec.cgroup
+        || (spec.cgroup_auto && matches!(unit, UnitPlacement::Own(_)) && unit::cgroup2_unified());
+    if cgroup {
         // Rooted at our cgroup: on a systemd host the set's own scope.
         flags |= CloneFlags::CLONE_NEWCGROUP;
     }
@@ -206,7 +211,7 @@ fn create(spec: &SetSpec) -> Result<PendingHolder, SetError> {
         let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
         mount_tmpfs(dir, flags, LOCK_DIR_OPTIONS)?;
     }
-    if spec.cgroup {
+    if cgroup {
         // A cgroup2 view of the namespace's own subtree only, read-only,
         // over whatever the host mounted at /sys/fs/cgroup (a v1 tree
         // would show every other user's groups). An empty tmpfs goes

@@ -46,6 +46,7 @@ pub use holder::drop_all_capabilities;
 pub use join::{join_and_drop, Identity};
 pub use lifetime::enlist_opener;
 pub use spawn::{ExecHelper, SetCreator, Spawned, H0};
+pub use unit::cgroup_namespace_hides;
 
 /// Everything H0 needs to build a set; passed on the helper's command line.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -62,6 +63,9 @@ pub struct SetSpec {
     pub uts: bool,
     /// A cgroup namespace, and a cgroup2 view of only its own subtree.
     pub cgroup: bool,
+    /// The same where it hides something: where the set gets a systemd
+    /// scope of its own on a cgroup v2 host (the policy's default).
+    pub cgroup_auto: bool,
     pub net: bool,
     /// With `net`: the set's own link to the host (`network = "private"`).
     pub private_net: Option<crate::net::PrivateSpec>,
@@ -92,6 +96,8 @@ impl SetSpec {
             }),
             cgroup: settings.namespaces.contains(&Namespace::Cgroup),
             end_with_openers: settings.on_logout == OnLogout::Kill,
+            cgroup_auto: !settings.namespaces.contains(&Namespace::Cgroup)
+                && !settings.cgroup_opt_out,
         }
     }
 

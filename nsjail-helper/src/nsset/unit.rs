@@ -38,6 +38,22 @@ pub(super) fn systemd_booted() -> bool {
     Path::new("/run/systemd/system").is_dir()
 }
 
+/// Whether a cgroup namespace hides anything on this host: only where
+/// systemd gives each set a scope of its own and the cgroup v2 hierarchy
+/// is the one mounted at /sys/fs/cgroup is the set's view rooted at its
+/// own scope. Without systemd a set stays in its login's cgroup (often
+/// the root); on a v1 or hybrid host the controllers' trees are v1. Sets
+/// get one by default only where this holds.
+pub fn cgroup_namespace_hides() -> bool {
+    systemd_booted() && cgroup2_unified()
+}
+
+/// /sys/fs/cgroup is the unified cgroup v2 hierarchy.
+pub(super) fn cgroup2_unified() -> bool {
+    use nix::sys::statfs::{statfs, CGROUP2_SUPER_MAGIC};
+    statfs("/sys/fs/cgroup").is_ok_and(|s| s.filesystem_type() == CGROUP2_SUPER_MAGIC)
+}
+
 /// The scope H0 of a set for `uid` asks for.
 pub(super) fn unit_name(uid: u32, h0_pid: u32) -> String {
     format!("nsjail-{uid}-{h0_pid}.scope")

@@ -63,6 +63,9 @@ impl SetSpec {
         if self.cgroup {
             args.push("--cgroup".into());
         }
+        if self.cgroup_auto {
+            args.push("--cgroup-auto".into());
+        }
         if self.net {
             args.push("--net".into());
         }
@@ -97,6 +100,7 @@ impl SetSpec {
             propagation: Propagation::Slave,
             uts: false,
             cgroup: false,
+            cgroup_auto: false,
             net: false,
             private_net: None,
             end_with_openers: false,
@@ -120,6 +124,7 @@ impl SetSpec {
                 }
                 "--uts" => spec.uts = true,
                 "--cgroup" => spec.cgroup = true,
+                "--cgroup-auto" => spec.cgroup_auto = true,
                 "--net" => spec.net = true,
                 "--net-private" => {
                     spec.private_net = Some(crate::net::PrivateSpec {
@@ -359,7 +364,8 @@ mod tests {
             tmp_size: Some("512M".into()),
             propagation: Propagation::Private,
             uts: true,
-            cgroup: true,
+            cgroup: false,
+            cgroup_auto: true,
             net: true,
             private_net: Some(crate::net::PrivateSpec {
                 pool: "198.51.100.0/24".parse().unwrap(),

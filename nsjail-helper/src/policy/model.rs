@@ -176,6 +176,11 @@ pub const DEFAULT_TMP_SIZE: &str = "10%";
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Settings {
     pub namespaces: Vec<Namespace>,
+    /// `"!cgroup"` in `namespaces`: no cgroup namespace even where one
+    /// would be made by default (a systemd host with cgroup v2, where each
+    /// set has a scope of its own). Without either `"cgroup"` or this,
+    /// such hosts give every set a cgroup namespace.
+    pub cgroup_opt_out: bool,
     pub share: Share,
     pub private_tmp: Vec<PathBuf>,
     /// Canonical tmpfs `size=` value, e.g. "512M" or "10%" (by default
@@ -197,6 +202,7 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             namespaces: Namespace::REQUIRED.to_vec(),
+            cgroup_opt_out: false,
             share: Share::User,
             private_tmp: ["/tmp", "/var/tmp", "/dev/shm"]
                 .into_iter()

@@ -254,13 +254,14 @@ impl Validator<'_> {
 
     /// Settings of `raw`, inheriting each unset key from `base`.
     fn settings(&mut self, raw: &RawPolicy, base: &Settings, isolate: bool) -> Settings {
-        let namespaces = match &raw.namespaces {
+        let (namespaces, cgroup_opt_out) = match &raw.namespaces {
             Some(list) => self.namespaces(list, isolate),
-            None => base.namespaces.clone(),
+            None => (base.namespaces.clone(), base.cgroup_opt_out),
         };
         let (namespaces, network) = self.network_choice(raw, base, namespaces);
         Settings {
             namespaces,
+            cgroup_opt_out,
             network,
             net_config: base.net_config.clone(),
             share: self.choice(
@@ -394,14 +395,31 @@ impl Validator<'_> {
         out
     }
 
-    fn namespaces(&mut self, list: &SpannedList, isolate: bool) -> Vec<Namespace> {
+    /// The listed namespaces, and whether `"!cgroup"` opts out of the
+    /// default cgroup namespace.
+    fn namespaces(&mut self, list: &SpannedList, isolate: bool) -> (Vec<Namespace>, bool) {
         let mut out = Vec::new();
+        let mut opt_out = false;
         for item in list.get_ref() {
+            if item.get_ref() == "!cgroup" {
+                if opt_out || out.contains(&Namespace::Cgroup) {
+                    self.error(
+                        item.span(),
+                        "\"!cgroup\" with \"cgroup\" or twice: list one of them".to_owned(),
+                    );
+                }
+                opt_out = true;
+                continue;
+            }
             match Namespace::parse(item.get_ref()) {
+                Some(Namespace::Cgroup) if opt_out => self.error(
+                    item.span(),
+                    "\"cgroup\" with \"!cgroup\": list one of them".to_owned(),
+                ),
                 None => self.error(
                     item.span(),
                     format!(
-                        "unknown namespace {:?}: expected \"user\", \"mount\", \"pid\", \"ipc\" (required) and optionally \"uts\", \"net\", \"cgroup\"",
+                        "unknown namespace {:?}: expected \"user\", \"mount\", \"pid\", \"ipc\" (required) and optionally \"uts\", \"net\", \"cgroup\" (or \"!cgroup\": none even where it is the default)",
                         item.get_ref()
                     ),
                 ),
@@ -416,7 +434,7 @@ impl Validator<'_> {
                 self.error(list.span(), message);
             }
         }
-        out
+        (out, opt_out)
     }
 
     fn private_tmp(&mut self, list: &SpannedList) -> Vec<PathBuf> {

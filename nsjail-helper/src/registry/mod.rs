@@ -55,6 +55,11 @@ pub struct SetRecord {
     /// The set's private network: its address and host link.
     pub lease: Option<crate::net::Lease>,
     pub created: u64,
+    /// The host gids the set's gid map holds as themselves (the user's
+    /// groups when it was made): a process of hers outside the set can
+    /// take any of them through its user namespace. `None` for a record
+    /// of an older version, which also lent the host's tty group.
+    pub lent_gids: Option<Vec<u32>>,
     pub sessions: Vec<SessionRef>,
 }
 
@@ -76,6 +81,10 @@ impl SetRecord {
             let _ = writeln!(s, "lease={}", l.to_wire());
         }
         let _ = writeln!(s, "created={}", self.created);
+        if let Some(gids) = &self.lent_gids {
+            let list: Vec<String> = gids.iter().map(u32::to_string).collect();
+            let _ = writeln!(s, "lent_gids={}", list.join(","));
+        }
         for sess in &self.sessions {
             let _ = writeln!(s, "session={}:{}", sess.pid, sess.start);
         }
@@ -107,6 +116,15 @@ impl SetRecord {
                 "net" => rec.net = v == "true",
                 "lease" => rec.lease = Some(crate::net::Lease::from_wire(v)?),
                 "created" => rec.created = v.parse().ok()?,
+                "lent_gids" => {
+                    rec.lent_gids = Some(
+                        v.split(',')
+                            .filter(|g| !g.is_empty())
+                            .map(str::parse)
+                            .collect::<Result<_, _>>()
+                            .ok()?,
+                    )
+                }
                 "session" => rec.sessions.push(proc_id(v)?),
                 // A key a newer version writes: a record is not corrupt
                 // for it (which would end its live set).
@@ -330,6 +348,11 @@ impl Registry {
         self.notes.borrow_mut().push(note);
     }
 
+    /// Adds a note for the caller to log (`take_notes`).
+    pub fn note(&self, note: String) {
+        self.notes.borrow_mut().push(note);
+    }
+
     /// What reads repaired since the last call.
     pub fn take_notes(&self) -> Vec<String> {
         std::mem::take(&mut self.notes.borrow_mut())
@@ -480,6 +503,7 @@ fn blank_record(key: &str) -> SetRecord {
         net: false,
         lease: None,
         created: 0,
+        lent_gids: None,
         sessions: Vec::new(),
     }
 }

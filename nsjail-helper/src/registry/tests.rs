@@ -19,6 +19,7 @@ fn sample() -> SetRecord {
         net: true,
         lease: crate::net::Lease::from_wire("198.51.100.7,nsj7"),
         created: 1700000000,
+        lent_gids: Some(vec![1001, 1002]),
         sessions: vec![ProcId { pid: 7, start: 8 }, ProcId { pid: 9, start: 10 }],
     }
 }
@@ -27,6 +28,11 @@ fn sample() -> SetRecord {
 fn record_round_trips() {
     let rec = sample();
     assert_eq!(SetRecord::parse("u1001", &rec.render()), Some(rec));
+    let older = SetRecord {
+        lent_gids: None,
+        ..sample()
+    };
+    assert_eq!(SetRecord::parse("u1001", &older.render()), Some(older));
 }
 
 #[test]

@@ -92,6 +92,7 @@ impl App {
 /// One login, as the caller knows it.
 #[derive(Clone, Debug)]
 pub struct LoginRequest<'a> {
+    /// The user's canonical name (`canonical_name`).
     pub user: &'a str,
     pub service: &'a str,
     pub app: App,
@@ -318,11 +319,33 @@ enum Decided {
     Isolate { user: UserInfo, decision: Decision },
 }
 
+/// The passwd entry's own spelling of the name the client typed (sssd
+/// with `case_sensitive = false` finds `ALICE` as `alice`): callers build
+/// their `LoginRequest` with it, so every name that decides anything, and
+/// every log line, is the canonical one. `typed` itself where NSS does
+/// not know the user (the login is refused anyway).
+pub fn canonical_name(host: &dyn Host, typed: &str) -> String {
+    host.lookup_user(typed)
+        .map(|u| u.name)
+        .unwrap_or_else(|_| typed.to_owned())
+}
+
 fn decide(host: &dyn Host, req: &LoginRequest<'_>) -> Decided {
     let user = match host.lookup_user(req.user) {
         Ok(u) => u,
         Err(e) => return Decided::Final(Outcome::refused("-", e.to_string())),
     };
+    // Enforced, not only documented: a caller that logs or matches the
+    // typed name would log one user and isolate another spelling.
+    if user.name != req.user {
+        return Decided::Final(Outcome::refused(
+            "-",
+            format!(
+                "internal: login requested as '{}', not as the passwd entry's name '{}'",
+                req.user, user.name
+            ),
+        ));
+    }
     if user.uid == 0 {
         return Decided::Final(Outcome::Exempt {
             policy: "-".into(),
@@ -355,6 +378,10 @@ fn decide(host: &dyn Host, req: &LoginRequest<'_>) -> Decided {
 /// went on regardless): `None` if the login would run on the host anyway
 /// (root, exempt, `on_error=allow`), else why it must not go on.
 pub fn refusal_without_session(host: &dyn Host, req: &LoginRequest<'_>) -> Option<String> {
+    // Test builds: a panic where sshd's session child decides.
+    if crate::nsset::failpoint_armed("child-decide-panic") {
+        panic!("failpoint child-decide-panic");
+    }
     match decide(host, req) {
         Decided::Final(Outcome::Refused { error, .. }) => Some(error),
         Decided::Final(_) => None,
@@ -367,6 +394,10 @@ pub fn refusal_without_session(host: &dyn Host, req: &LoginRequest<'_>) -> Optio
 
 /// The login flow: who, which policy, which application, then the set.
 pub fn login(host: &dyn Host, req: &LoginRequest<'_>) -> Outcome {
+    // Test builds: a panic in the login flow (sshd's monitor, `run`).
+    if crate::nsset::failpoint_armed("login-panic") {
+        panic!("failpoint login-panic");
+    }
     let (user, decision) = match decide(host, req) {
         Decided::Final(outcome) => return outcome,
         Decided::Isolate { user, decision } => (user, decision),

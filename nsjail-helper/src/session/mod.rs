@@ -14,17 +14,18 @@ use std::io;
 use std::path::Path;
 
 pub use login::{
-    login, refusal_without_session, App, Host, LoginRequest, OnError, Outcome, Placement, System,
+    canonical_name, login, refusal_without_session, App, Host, LoginRequest, OnError, Outcome,
+    Placement, System,
 };
 
 use crate::idmap;
 use crate::nsset::{self, Holder, SetCreator, SetError, SetSpec};
 use crate::paths;
 use crate::policy::{OnLogout, Settings, Share, SubidMode};
-use crate::procfs::ProcId;
+use crate::procfs::{self, ProcId};
 use crate::registry::{self, Registry, SetRecord};
 use crate::subid::{self, SubRange};
-use crate::user::{self, UserInfo};
+use crate::user::UserInfo;
 
 /// How long `close` waits for a killed set's processes to be gone.
 const TEARDOWN_WAIT_MS: i32 = 2000;
@@ -40,6 +41,9 @@ pub enum SessionError {
     Registry(io::Error),
     /// The helper could not create the set.
     Create(SetError),
+    /// The user's set lends groups she is no longer in, and other logins
+    /// still use it.
+    Stale { gids: Vec<u32>, logins: usize },
 }
 
 impl fmt::Display for SessionError {
@@ -49,6 +53,11 @@ impl fmt::Display for SessionError {
             SessionError::Map(m) => write!(f, "id map: {m}"),
             SessionError::Registry(e) => write!(f, "registry {}: {e}", paths::REGISTRY),
             SessionError::Create(e) => write!(f, "create namespace set: {e}"),
+            SessionError::Stale { gids, logins } => write!(
+                f,
+                "the user's set maps {} she is no longer a member of, and {logins} other login(s) still use it: refused until they end (or 'nsjail-helper stop' ends the set)",
+                describe_gids(gids)
+            ),
         }
     }
 }
@@ -72,11 +81,14 @@ pub struct Plan {
 
 /// Computes the id maps and mounts for `user` (reads `etc/subuid` and
 /// `etc/subgid`; `etc` is injectable for tests).
+///
+/// The maps hold only ids the user owns anyway: her uid, her groups, her
+/// sub-id ranges. The set's user namespace is hers, so a process of hers
+/// outside the set may enter it and take any id it maps: the host's tty
+/// group, which owns every terminal, is deliberately not mapped (her
+/// login pty shows as `nogroup` inside, and works).
 pub fn plan(user: &UserInfo, settings: &Settings, etc: &Path) -> Result<Plan, SessionError> {
     let mut gids = user.all_gids();
-    if let Some(tty) = user::tty_gid() {
-        gids.push(tty);
-    }
     gids.sort_unstable();
     gids.dedup();
     let uids = [user.uid];
@@ -169,6 +181,24 @@ pub fn open(reg: &Registry, req: &OpenRequest<'_>) -> Result<Opened, SessionErro
         if let Some(mut rec) = reg.read(&key)? {
             if let Some(holder) = reg.attach(&rec) {
                 reg.prune_sessions(&mut rec);
+                if let Some(gids) = no_longer_hers(&rec, req.user) {
+                    if !rec.sessions.is_empty() {
+                        return Err(SessionError::Stale {
+                            gids,
+                            logins: rec.sessions.len(),
+                        });
+                    }
+                    // Nobody uses it (a lingering set): end it, as the
+                    // last logout would have, and make a fresh one.
+                    registry::kill_holder(&holder, TEARDOWN_WAIT_MS)?;
+                    reg.remove(&key)?;
+                    reg.note(format!(
+                        "set {key} (holder {}) mapped {} she is no longer a member of and had no logins: it was ended and a new set made",
+                        rec.holder.pid,
+                        describe_gids(&gids)
+                    ));
+                    return create(reg, req);
+                }
                 rec.sessions.push(req.opener);
                 reg.write(&rec)?;
                 let mut notes = reg.take_notes();
@@ -197,6 +227,39 @@ pub fn open(reg: &Registry, req: &OpenRequest<'_>) -> Result<Opened, SessionErro
             reg.remove(&key)?;
         }
     }
+    create(reg, req)
+}
+
+/// The gids `rec`'s set lends that `user` is no longer in (a record of an
+/// older version: the tty group, unknown), or `None` if it lends only
+/// her own groups. Joining such a set would keep lending them for as long
+/// as her logins keep it alive.
+fn no_longer_hers(rec: &SetRecord, user: &UserInfo) -> Option<Vec<u32>> {
+    let Some(lent) = &rec.lent_gids else {
+        return Some(Vec::new());
+    };
+    let hers = user.all_gids();
+    let gone: Vec<u32> = lent.iter().copied().filter(|g| !hers.contains(g)).collect();
+    (!gone.is_empty()).then_some(gone)
+}
+
+fn describe_gids(gids: &[u32]) -> String {
+    if gids.is_empty() {
+        return "ids unknown to this version (a set made before 'lent_gids' was recorded, which lends the host's tty group)".into();
+    }
+    let list: Vec<String> = gids.iter().map(u32::to_string).collect();
+    format!("gid(s) {}", list.join(","))
+}
+
+/// Whether `pid` is in a cgroup namespace other than this process's.
+fn own_cgroup_ns(proc_root: &Path, pid: i32) -> bool {
+    let ours = procfs::ns_inode(proc_root, std::process::id() as i32, "cgroup");
+    let theirs = procfs::ns_inode(proc_root, pid, "cgroup");
+    matches!((ours, theirs), (Ok(a), Ok(b)) if a != b)
+}
+
+/// Creates a set for the login and records it (the per-user lock held).
+fn create(reg: &Registry, req: &OpenRequest<'_>) -> Result<Opened, SessionError> {
     let plan = plan(req.user, req.settings, req.etc)?;
     let nsset::Spawned {
         holder,
@@ -230,10 +293,21 @@ pub fn open(reg: &Registry, req: &OpenRequest<'_>) -> Result<Opened, SessionErro
         holder: holder.id,
         userns: holder.userns,
         uts: plan.spec.uts,
-        cgroup: plan.spec.cgroup,
+        // Where the policy leaves it to the host, H0 decided: the set has
+        // a cgroup namespace of its own if its holder is in another one.
+        cgroup: plan.spec.cgroup
+            || (plan.spec.cgroup_auto && own_cgroup_ns(reg.proc_root(), holder.id.pid)),
         net: plan.spec.net,
         lease: lease.clone(),
         created: registry::now_secs(),
+        lent_gids: Some(
+            plan.spec
+                .gid_map
+                .iter()
+                .filter(|l| l.inside == l.outside)
+                .map(|l| l.outside)
+                .collect(),
+        ),
         sessions: vec![req.opener],
     };
     if let Err(e) = reg.write(&rec) {

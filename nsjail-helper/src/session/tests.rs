@@ -79,9 +79,11 @@ struct FakeHost {
     dir: PathBuf,
     etc: PathBuf,
     policy_text: RefCell<String>,
-    users: HashMap<String, UserInfo>,
+    users: RefCell<HashMap<String, UserInfo>>,
     root: Cell<bool>,
     creator: FakeCreator,
+    /// Looks names up as sssd with `case_sensitive = false` does.
+    case_insensitive: Cell<bool>,
 }
 
 const POLICY: &str = r#"
@@ -135,9 +137,10 @@ impl FakeHost {
             etc: dir.join("etc"),
             dir,
             policy_text: RefCell::new(POLICY.into()),
-            users,
+            users: RefCell::new(users),
             root: Cell::new(true),
             creator: FakeCreator::default(),
+            case_insensitive: Cell::new(false),
         }
     }
 
@@ -173,8 +176,14 @@ impl Host for FakeHost {
     }
 
     fn lookup_user(&self, name: &str) -> Result<UserInfo, UserError> {
+        let key = if self.case_insensitive.get() {
+            name.to_lowercase()
+        } else {
+            name.to_owned()
+        };
         self.users
-            .get(name)
+            .borrow()
+            .get(&key)
             .cloned()
             .ok_or_else(|| UserError::unknown(name))
     }
@@ -334,6 +343,98 @@ fn share_session_gives_each_login_its_own_set_and_linger_keeps_it() {
         Some(libc::SIGTERM),
         "the open login's opener was ended"
     );
+}
+
+/// Alice with a supplementary group `extra` (gid 3000) or without it.
+fn alice_in_extra(host: &FakeHost, member: bool) {
+    let mut alice = user("alice", 2001, "students", 2001);
+    if member {
+        alice.groups.push(GroupMembership {
+            gid: 3000,
+            name: Some("extra".into()),
+            primary: false,
+        });
+    }
+    host.users.borrow_mut().insert("alice".into(), alice);
+}
+
+#[test]
+fn a_set_maps_only_her_own_ids_never_the_tty_group() {
+    let host = FakeHost::new("ownids");
+    alice_in_extra(&host, true);
+    placed(login(&host, &request("alice", App::Sshd, me())));
+    let spec = host.creator.specs.borrow()[0].clone();
+    let identity = |map: &[crate::idmap::MapLine]| -> Vec<u32> {
+        map.iter()
+            .filter(|l| l.inside == l.outside)
+            .map(|l| l.outside)
+            .collect()
+    };
+    assert_eq!(identity(&spec.gid_map), [2001, 3000], "no tty group (5)");
+    assert_eq!(identity(&spec.uid_map), [2001]);
+    // The rest comes from her sub range, nowhere else.
+    for l in spec.gid_map.iter().filter(|l| l.inside != l.outside) {
+        assert!(l.outside >= 200000 && l.outside + l.count <= 200000 + 65536);
+    }
+    let rec = host
+        .registry()
+        .read("u2001")
+        .expect("read")
+        .expect("record");
+    assert_eq!(rec.lent_gids, Some(vec![2001, 3000]));
+}
+
+#[test]
+fn a_set_that_lends_a_group_she_has_left_is_never_joined() {
+    let host = FakeHost::new("stale");
+    host.set_policy(&format!("{POLICY}on_logout = \"linger\"\n"));
+    alice_in_extra(&host, true);
+    let first = placed(login(&host, &request("alice", App::Sshd, me())));
+    // Control: while she is still in `extra`, a second login joins.
+    let (mut other, other_id) = other_opener();
+    let joined = placed(login(&host, &request("alice", App::Sshd, other_id)));
+    assert!(!joined.opened.created);
+    let reg = host.registry();
+    close(&reg, 2001, "u2001", other_id.pid).expect("close");
+    // The admin removes her from `extra`; her first login is still on.
+    alice_in_extra(&host, false);
+    let error = refused_error(login(&host, &request("alice", App::Sshd, other_id)));
+    assert!(
+        error.contains(
+            "maps gid(s) 3000 she is no longer a member of, and 1 other login(s) still use it"
+        ),
+        "{error}"
+    );
+    assert!(procfs::is_alive(Path::new("/proc"), first.opened.holder.id));
+    // Once no login uses it, the next login ends it and gets a fresh set
+    // that maps only what is hers now.
+    close(&reg, 2001, "u2001", me().pid).expect("close");
+    let fresh = placed(login(&host, &request("alice", App::Sshd, other_id)));
+    assert!(fresh.opened.created, "a new set, not the old one");
+    assert!(!procfs::is_alive(
+        Path::new("/proc"),
+        first.opened.holder.id
+    ));
+    assert!(
+        fresh.opened.notes.iter().any(|n| n.contains(
+            "mapped gid(s) 3000 she is no longer a member of and had no logins: it was ended"
+        )),
+        "{:?}",
+        fresh.opened.notes
+    );
+    let rec = reg.read("u2001").expect("read").expect("record");
+    assert_eq!(rec.lent_gids, Some(vec![2001]));
+    // A record of an older version (no lent_gids: it lent the tty group)
+    // is treated the same way.
+    let mut old = rec.clone();
+    old.lent_gids = None;
+    reg.write(&old).expect("write");
+    close(&reg, 2001, "u2001", other_id.pid).expect("close");
+    let again = placed(login(&host, &request("alice", App::Sshd, other_id)));
+    assert!(again.opened.created);
+    stop_user(&reg, 2001).expect("stop");
+    let _ = other.kill();
+    let _ = other.wait();
 }
 
 #[test]
@@ -517,6 +618,40 @@ fn log_lines_name_user_service_policy_action_and_set() {
         line,
         "user=carol service=sshd policy=admins action=exempt set=- reason=\"carol is in group admins (primary)\" via=run"
     );
+}
+
+#[test]
+fn a_name_typed_in_another_case_decides_and_logs_as_the_passwd_entry_spells_it() {
+    let host = FakeHost::new("case");
+    // sssd with case_sensitive = false: `ALICE` finds alice's entry.
+    host.case_insensitive.set(true);
+    host.set_policy(
+        r#"
+[defaults]
+isolate = false
+
+[[policy]]
+name = "by-name"
+users = ["alice"]
+"#,
+    );
+    let name = canonical_name(&host, "ALICE");
+    assert_eq!(name, "alice");
+    let req = request(&name, App::Pamtester, me());
+    let (_, line) = login(&host, &req).log_line(&req, false);
+    assert!(
+        line.starts_with("user=alice service=sshd policy=by-name action=isolated set=u2001"),
+        "{line}"
+    );
+    // A caller that forgot to canonicalise is refused, never logged or
+    // matched under the typed spelling.
+    let typed = request("ALICE", App::Pamtester, me());
+    let error = refused_error(login(&host, &typed));
+    assert!(
+        error.contains("requested as 'ALICE', not as the passwd entry's name 'alice'"),
+        "{error}"
+    );
+    assert_eq!(canonical_name(&host, "nobody-here"), "nobody-here");
 }
 
 #[test]

@@ -74,6 +74,97 @@ fn connect_failure_names_the_socket() {
 }
 
 #[test]
+fn connect_is_bounded_by_the_deadline() {
+    let dir = std::env::temp_dir().join(format!("nsjail-dbus-backlog-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("bus");
+    // A listener that never accepts, its backlog (python's listen(0))
+    // full after one connection.
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", "import socket,sys,time; s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(0); c=socket.socket(socket.AF_UNIX); c.connect(sys.argv[1]); print('ready', flush=True); time.sleep(30)"])
+        .arg(&path)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line, "ready\n");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let socket = path.clone();
+    std::thread::spawn(move || {
+        let start = Instant::now();
+        let r = start_transient_scope(&socket, &full_scope(), Duration::from_millis(300));
+        let _ = tx.send((r, start.elapsed()));
+    });
+    let (r, took) = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("connect() blocked past the deadline");
+    let err = r.unwrap_err();
+    assert!(err.is_timeout(), "{err}");
+    assert!(err.to_string().starts_with("connect "), "{err}");
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn only_a_bus_run_by_root_is_talked_to() {
+    assert!(check_peer(Path::new("/run/x"), 0).is_ok());
+    let err = check_peer(Path::new("/run/x"), 1000).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "connect /run/x: the peer is uid 1000, not root: not the system bus"
+    );
+}
+
+#[test]
+#[ignore = "needs root: a listener run as another user"]
+fn a_socket_someone_else_listens_on_is_refused_before_a_byte_is_sent() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let dir = std::env::temp_dir().join(format!("nsjail-dbus-peer-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let path = dir.join("bus");
+    // nobody listens, prints what reached it, and exits.
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", "import socket,sys; s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(); print('ready', flush=True); c,_=s.accept(); c.settimeout(1); print(len(c.recv(100)))"])
+        .arg(&path)
+        .uid(65534)
+        .gid(65534)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+    assert_eq!(line, "ready\n");
+    let err = start_transient_scope(&path, &full_scope(), Duration::from_secs(5)).unwrap_err();
+    assert!(matches!(err, DbusError::Peer { uid: 65534, .. }), "{err}");
+    line.clear();
+    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+    assert_eq!(line, "0\n", "nothing was sent to it");
+    child.wait().unwrap();
+    // Control: a listener of root's (this test) passes the check; with
+    // nobody answering, the exchange then times out.
+    let path = dir.join("root-bus");
+    let _listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let err = start_transient_scope(&path, &full_scope(), Duration::from_millis(300)).unwrap_err();
+    assert!(
+        matches!(err, DbusError::Authenticate(Cause::TimedOut)),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn peer_text_is_escaped_and_cut() {
     let err = DbusError::StartTransientUnit(Cause::Remote {
         name: "a.B\n".into(),

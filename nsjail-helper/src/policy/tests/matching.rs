@@ -211,6 +211,7 @@ on_logout = "kill"
                 Namespace::Ipc,
                 Namespace::Uts
             ],
+            cgroup_opt_out: false,
             share: Share::Session,
             private_tmp: vec![PathBuf::from("/tmp")],
             tmp_size: Some("10%".into()),
@@ -233,6 +234,7 @@ on_logout = "kill"
                 Namespace::Ipc,
                 Namespace::Net
             ],
+            cgroup_opt_out: false,
             share: Share::User,
             private_tmp: vec![PathBuf::from("/var/tmp")],
             tmp_size: Some("1G".into()),

@@ -77,7 +77,7 @@ fn table_shape_mistakes_get_a_hint() {
 fn namespaces_are_checked() {
     one_err(
         &with("namespaces = [\"user\", \"mount\", \"pid\", \"ipc\", \"time\"]"),
-        "/p.toml:4:46: unknown namespace \"time\": expected \"user\", \"mount\", \"pid\", \"ipc\" (required) and optionally \"uts\", \"net\", \"cgroup\"",
+        "/p.toml:4:46: unknown namespace \"time\": expected \"user\", \"mount\", \"pid\", \"ipc\" (required) and optionally \"uts\", \"net\", \"cgroup\" (or \"!cgroup\": none even where it is the default)",
     );
     one_err(
         &with("namespaces = [\"user\", \"mount\", \"pid\", \"ipc\", \"pid\"]"),
@@ -94,6 +94,52 @@ fn namespaces_are_checked() {
     cfg(&with(
         "namespaces = [\"user\", \"mount\", \"pid\", \"ipc\", \"cgroup\"]",
     ));
+}
+
+#[test]
+fn the_cgroup_namespace_is_the_default_unless_a_policy_says_not() {
+    use crate::nsset::{Identity, SetSpec};
+    let spec = |text: &str| {
+        let c = cfg(text);
+        let owner = Identity {
+            uid: 1001,
+            gid: 1001,
+            gids: vec![1001],
+        };
+        SetSpec::new(owner, &c.policies()[0].settings, vec![], vec![])
+    };
+    // No namespaces key, and a list without "cgroup" (existing policies,
+    // the shipped example): the host decides (a cgroup namespace where
+    // each set has a systemd scope on cgroup v2).
+    for text in [
+        with(""),
+        with("namespaces = [\"user\", \"mount\", \"pid\", \"ipc\"]"),
+    ] {
+        let s = spec(&text);
+        assert!(!s.cgroup && s.cgroup_auto, "{text}");
+    }
+    let s = spec(&with(
+        "namespaces = [\"user\", \"mount\", \"pid\", \"ipc\", \"cgroup\"]",
+    ));
+    assert!(s.cgroup && !s.cgroup_auto, "always");
+    let s = spec(&with(
+        "namespaces = [\"user\", \"mount\", \"pid\", \"ipc\", \"!cgroup\"]",
+    ));
+    assert!(!s.cgroup && !s.cgroup_auto, "the opt-out");
+    // Inherited from [defaults] like the rest of the list.
+    let s = spec(&format!(
+        "[defaults]\nnamespaces = [\"user\", \"mount\", \"pid\", \"ipc\", \"!cgroup\"]\n{}",
+        with("")
+    ));
+    assert!(!s.cgroup && !s.cgroup_auto, "inherited opt-out");
+    one_err(
+        &with("namespaces = [\"user\", \"mount\", \"pid\", \"ipc\", \"cgroup\", \"!cgroup\"]"),
+        "/p.toml:4:56: \"!cgroup\" with \"cgroup\" or twice: list one of them",
+    );
+    one_err(
+        &with("namespaces = [\"user\", \"mount\", \"pid\", \"ipc\", \"!cgroup\", \"cgroup\"]"),
+        "/p.toml:4:57: \"cgroup\" with \"!cgroup\": list one of them",
+    );
 }
 
 #[test]
