@@ -75,6 +75,8 @@ impl SetSpec {
         if self.end_with_openers {
             args.push("--end-with-openers".into());
         }
+        args.extend(["--ipc-shm-max".into(), self.ipc.shm_max.clone().into()]);
+        args.extend(["--ipc-objects".into(), self.ipc.objects.to_string().into()]);
         args
     }
 
@@ -100,6 +102,7 @@ impl SetSpec {
             net: false,
             private_net: None,
             end_with_openers: false,
+            ipc: super::IpcLimits::default(),
         };
         let mut allow_host = Vec::new();
         let mut it = args.iter();
@@ -133,6 +136,18 @@ impl SetSpec {
                     allow_host.push(value()?.parse().map_err(|e| format!("--allow-host: {e}"))?)
                 }
                 "--end-with-openers" => spec.end_with_openers = true,
+                "--ipc-shm-max" => {
+                    let size = value()?;
+                    spec.ipc.shm_max = crate::policy::tmp_size(size)
+                        .map_err(|why| format!("--ipc-shm-max {size}: {why}"))?;
+                }
+                "--ipc-objects" => {
+                    spec.ipc.objects = value()?
+                        .parse()
+                        .ok()
+                        .filter(|n| (1..=crate::policy::MAX_IPC_OBJECTS).contains(n))
+                        .ok_or_else(|| format!("bad {arg}"))?;
+                }
                 other => return Err(format!("unknown argument {other}")),
             }
         }
@@ -366,6 +381,10 @@ mod tests {
                 allow_host: vec!["tcp/22".parse().unwrap(), "udp/123".parse().unwrap()],
             }),
             end_with_openers: true,
+            ipc: crate::nsset::IpcLimits {
+                shm_max: "64M".into(),
+                objects: 32,
+            },
         };
         let args: Vec<String> = spec.to_args()[1..]
             .iter()

@@ -40,6 +40,13 @@ pub enum SessionError {
     Registry(io::Error),
     /// The helper could not create the set.
     Create(SetError),
+    /// The user already has as many sets as the policy allows.
+    TooManySets {
+        user: String,
+        live: usize,
+        max: u32,
+        policy: String,
+    },
 }
 
 impl fmt::Display for SessionError {
@@ -49,6 +56,15 @@ impl fmt::Display for SessionError {
             SessionError::Map(m) => write!(f, "id map: {m}"),
             SessionError::Registry(e) => write!(f, "registry {}: {e}", paths::REGISTRY),
             SessionError::Create(e) => write!(f, "create namespace set: {e}"),
+            SessionError::TooManySets {
+                user,
+                live,
+                max,
+                policy,
+            } => write!(
+                f,
+                "{user} already has {live} namespace sets, the most policy {policy:?} allows (max_sets = {max}): end one (log out, or `nsjail-helper stop {user}`) first"
+            ),
         }
     }
 }
@@ -196,6 +212,22 @@ pub fn open(reg: &Registry, req: &OpenRequest<'_>) -> Result<Opened, SessionErro
             // record is stale. Never signal a process we could not verify.
             reg.remove(&key)?;
         }
+    }
+    // Every set costs root an ipc and a pid namespace (H0 makes them) and
+    // the registry a record, from pools all users share (DESIGN §2c): one user
+    // may only hold so many, counted here under the per-user lock.
+    let live = reg
+        .sets_of(req.user.uid)
+        .iter()
+        .filter(|rec| reg.attach(rec).is_some())
+        .count();
+    if live >= req.settings.bounds.max_sets as usize {
+        return Err(SessionError::TooManySets {
+            user: req.user.name.clone(),
+            live,
+            max: req.settings.bounds.max_sets,
+            policy: req.policy.to_owned(),
+        });
     }
     let plan = plan(req.user, req.settings, req.etc)?;
     let nsset::Spawned {
