@@ -19,6 +19,52 @@ R=/run/nsjail-test/pools2
 mkdir -p "$R"
 get() { cat "$R/$1" 2>/dev/null; }
 
+# ---- ptys ----------------------------------------------------------------
+# The host's devpts scaled down to 16 ptys (a new instance on the sandbox's
+# /dev/pts, which sshd's monitors allocate from). Default policy: no keys.
+set_policy "$(test_policy)"
+mount -t devpts -o newinstance,ptmxmode=0666,mode=0620,gid=5,max=16 devpts /dev/pts
+mount --bind /dev/pts/ptmx /dev/ptmx
+hold_ptys='
+import os, sys, time
+fds = []
+while len(fds) < 100:
+    try:
+        fds.append(os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY))
+    except OSError:
+        break
+open("/tmp/ptys_held", "w").write(str(len(fds)))
+time.sleep(float(sys.argv[1]))'
+out=$(ssh_as alice -tt 'tty; [ -c "$(tty)" ] && echo named; script -qc tty /dev/null; tmux new-session -d -s t "sleep 5" && tmux ls | wc -l' 2>&1 | tr -d '\r')
+check "ptys: alice's login pty has a name in her set" grep -qx '/dev/pts/[0-9]*' <<<"$(sed -n 1p <<<"$out")"
+check_eq "ptys: the name is her terminal's" named "$(sed -n 2p <<<"$out")"
+check "ptys: script gets a pty" grep -qx '/dev/pts/[0-9]*' <<<"$(sed -n 3p <<<"$out")"
+check_eq "ptys: tmux starts" 1 "$(sed -n 4p <<<"$out")"
+ssh_as bob -tt 'sleep 20' >/dev/null 2>&1 &
+bob_login=$!
+wait_for sh -c 'ls /run/pam_nsjail/sets | grep -q "^u$(id -u bob)$"'
+sleep 0.5
+check_eq "ptys: alice sees no one else's /dev/pts entries (bob is logged in with one)" 0 \
+    "$(ssh_as alice 'ls /dev/pts | grep -c "^[0-9]"' 2>&1)"
+ssh_as alice "python3 -c '$hold_ptys' 20" >/dev/null 2>&1 &
+alice_login=$!
+wait_for nsjail-helper enter alice -- test -s /tmp/ptys_held
+held=$(nsjail-helper enter alice -- cat /tmp/ptys_held 2>/dev/null)
+check_eq "ptys: alice holds all the ptys she can get: her set's 64 (control: the pool is drained)" 64 "$held"
+out=$(ssh_as bob -tt tty 2>&1 | tr -d '\r')
+check "ptys: bob's next ssh login still gets a pty" grep -qx '/dev/pts/[0-9]*' <<<"$out"
+check_eq "ptys: root's openpty still works" ok \
+    "$(python3 -c 'import pty; pty.openpty(); print("ok")' 2>&1 | tail -1)"
+kill "$alice_login" "$bob_login" 2>/dev/null
+wait "$alice_login" "$bob_login" 2>/dev/null
+nsjail-helper stop alice >/dev/null 2>&1
+nsjail-helper stop bob >/dev/null 2>&1
+# The set's own bound, scaled down.
+set_policy "$(test_policy | sed 's/^share = "user"/share = "user"\nmax_ptys = 4/')"
+check_eq "ptys: max_ptys bounds the set's devpts" 4 \
+    "$(nsjail-helper run alice -- sh -c "python3 -c '$hold_ptys' 0; cat /tmp/ptys_held" 2>&1 | tail -1)"
+nsjail-helper stop alice >/dev/null 2>&1
+
 # ---- SysV IPC ---------------------------------------------------------------
 # With no ipc keys in the policy: shared memory as much as one private
 # tmpfs (tmp_size), 128 objects of each kind.

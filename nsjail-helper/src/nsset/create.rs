@@ -212,6 +212,10 @@ fn create(spec: &SetSpec) -> Result<PendingHolder, SetError> {
         let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
         mount_tmpfs(dir, flags, LOCK_DIR_OPTIONS)?;
     }
+    // 4c. ptys of the set's own: a devpts instance with at most max_ptys,
+    //     so one user can neither take the host's ptys from everyone else
+    //     nor see other users' terminals (and when they last typed).
+    super::ptys::mount_own_devpts(spec.max_ptys)?;
     if spec.cgroup {
         // A cgroup2 view of the namespace's own subtree only, read-only,
         // over whatever the host mounted at /sys/fs/cgroup (a v1 tree
@@ -250,7 +254,7 @@ fn create(spec: &SetSpec) -> Result<PendingHolder, SetError> {
     if spec.net {
         sys::loopback_up().map_err(step_err("bring up loopback"))?;
     }
-    // 4c. The set's own link, address and routes (see crate::net); if
+    // 4d. The set's own link, address and routes (see crate::net); if
     //     anything later fails, they go with this network namespace.
     let lease = match (&spec.private_net, &host_net) {
         (Some(p), Some(host)) => Some(crate::net::attach_private(p, host)?),

@@ -27,6 +27,7 @@ mod create;
 mod holder;
 mod join;
 mod lifetime;
+mod ptys;
 mod records;
 mod spawn;
 mod unit;
@@ -45,6 +46,7 @@ pub use create::create_main;
 pub use holder::drop_all_capabilities;
 pub use join::{join_and_drop, Identity};
 pub use lifetime::enlist_opener;
+pub use ptys::adopt_set_ptys;
 pub use spawn::{ExecHelper, SetCreator, Spawned, H0};
 
 /// Everything H0 needs to build a set; passed on the helper's command line.
@@ -70,6 +72,8 @@ pub struct SetSpec {
     pub end_with_openers: bool,
     /// SysV IPC limits H0 writes into the set's ipc namespace.
     pub ipc: IpcLimits,
+    /// ptys of the set's own devpts instance (see `ptys.rs`).
+    pub max_ptys: u32,
 }
 
 /// The SysV IPC limits of a set's ipc namespace (the kernel's own are
@@ -152,6 +156,7 @@ impl SetSpec {
                 shm_max: settings.ipc_shm_max().to_owned(),
                 objects: settings.bounds.ipc_objects,
             },
+            max_ptys: settings.bounds.max_ptys,
         }
     }
 

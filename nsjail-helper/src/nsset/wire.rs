@@ -77,6 +77,7 @@ impl SetSpec {
         }
         args.extend(["--ipc-shm-max".into(), self.ipc.shm_max.clone().into()]);
         args.extend(["--ipc-objects".into(), self.ipc.objects.to_string().into()]);
+        args.extend(["--max-ptys".into(), self.max_ptys.to_string().into()]);
         args
     }
 
@@ -103,6 +104,7 @@ impl SetSpec {
             private_net: None,
             end_with_openers: false,
             ipc: super::IpcLimits::default(),
+            max_ptys: crate::policy::DEFAULT_MAX_PTYS,
         };
         let mut allow_host = Vec::new();
         let mut it = args.iter();
@@ -146,6 +148,13 @@ impl SetSpec {
                         .parse()
                         .ok()
                         .filter(|n| (1..=crate::policy::MAX_IPC_OBJECTS).contains(n))
+                        .ok_or_else(|| format!("bad {arg}"))?;
+                }
+                "--max-ptys" => {
+                    spec.max_ptys = value()?
+                        .parse()
+                        .ok()
+                        .filter(|n| (1..=crate::policy::MAX_PTYS_LIMIT).contains(n))
                         .ok_or_else(|| format!("bad {arg}"))?;
                 }
                 other => return Err(format!("unknown argument {other}")),
@@ -385,6 +394,7 @@ mod tests {
                 shm_max: "64M".into(),
                 objects: 32,
             },
+            max_ptys: 16,
         };
         let args: Vec<String> = spec.to_args()[1..]
             .iter()
