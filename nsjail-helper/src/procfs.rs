@@ -120,6 +120,19 @@ pub fn uptime_secs(proc_root: &Path) -> Option<f64> {
     text.split_whitespace().next()?.parse().ok()
 }
 
+/// MemTotal from `/proc/meminfo`, in bytes.
+pub fn mem_total_bytes(proc_root: &Path) -> Option<u64> {
+    let text = std::fs::read_to_string(proc_root.join("meminfo")).ok()?;
+    let kb: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    Some(kb * 1024)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

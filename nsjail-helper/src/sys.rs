@@ -39,6 +39,36 @@ pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
+/// `open_tree(2)` with `OPEN_TREE_CLONE`: a detached copy of the mount at
+/// `path` (not recursive), close-on-exec, which `move_mount_here` can
+/// attach in another mount namespace.
+pub fn open_tree_clone(path: &std::ffi::CStr) -> io::Result<OwnedFd> {
+    const OPEN_TREE_CLONE: libc::c_uint = 1;
+    let flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint;
+    // SAFETY: `path` is a valid NUL-terminated string for the call's duration.
+    let fd =
+        cerr(unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path.as_ptr(), flags) })?;
+    // SAFETY: the kernel just returned this fd; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// `move_mount(2)`: attaches the detached mount `tree` on `to`.
+pub fn move_mount_here(tree: BorrowedFd<'_>, to: &std::ffi::CStr) -> io::Result<()> {
+    const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 4;
+    // SAFETY: both strings are valid and NUL-terminated for the call.
+    cerr(unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            to.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    })?;
+    Ok(())
+}
+
 /// `pidfd_send_signal(2)`: signals exactly the process behind `pidfd`.
 pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, sig: i32) -> io::Result<()> {
     // SAFETY: plain syscall; a null siginfo pointer is documented as valid.

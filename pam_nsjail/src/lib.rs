@@ -345,6 +345,22 @@ fn open_session(pamh: &mut PamHandle, args: &ModuleArgs) -> PamResultCode {
     };
     let placed = *placement;
     let opened = placed.opened;
+    // The login's pty, which this process allocates later, must come from
+    // the set's own devpts so its name means the same inside the set.
+    if let Err(e) = nsjail::nsset::adopt_set_ptys(opened.holder.pidfd.as_fd()) {
+        ffi::syslog(
+            pamh,
+            priority(Level::Warning),
+            &decision_line(
+                &name,
+                &service,
+                &placed.policy,
+                "warning",
+                &opened.key,
+                &format!("error=\"login ptys stay on the host's devpts, where the set cannot name them (tty, screen fail): {e}\""),
+            ),
+        );
+    }
     let data = SessionData {
         opener_pid: pid,
         key: opened.key.clone(),

@@ -25,12 +25,13 @@ check_eq "ssh alice: uid_map as specified" \
     "$(get uid_map)"
 check "syslog: one 'isolated' decision line for alice" log_has "pam_nsjail\(sshd:session\): user=alice service=sshd policy=students action=isolated set=u$uid_alice"
 
-# ---- pty: the tty belongs to alice on the host, who lists her ---------------------
+# ---- pty: the tty (from her set's own devpts) belongs to alice; the host lists her ---
 ssh "${SSH_OPTS[@]}" -tt alice@127.0.0.1 'tty >/tmp/mytty; cp /tmp/mytty /dev/shm/; sleep 3' >/run/nsjail-test/tty.out 2>&1 &
 tpid=$!
 wait_for nsjail-helper enter alice -- test -s /dev/shm/mytty
 pts=$(nsjail-helper enter alice -- cat /dev/shm/mytty | tr -d '\r')
-check_eq "ssh -tt: the pty is owned by alice on the host" alice "$(stat -c %U "$pts" 2>&1)"
+check_eq "ssh -tt: the pty, in her set's devpts, is owned by alice" alice \
+    "$(nsjail-helper enter alice -- stat -c %U "$pts" 2>&1)"
 check "ssh -tt: the host's utmp (what who reads) lists alice" utmp_has alice
 check "ssh -tt: the shell runs inside her set" sh -c "[ \"\$(nsjail-helper enter alice -- ps -e -o comm= | grep -c sleep)\" = 1 ]"
 wait $tpid

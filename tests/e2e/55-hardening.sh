@@ -52,8 +52,11 @@ check "run carol (exempt, on the host): root's other fds are not passed either" 
 out=$(in_pty sh -c 'readlink /proc/self/fd/0')
 check_eq "control: a command run at root's terminal has that terminal as stdin" \
     "$(printf '%s\n' "$out" | sed -n 1p)" "$(printf '%s\n' "$out" | sed -n 2p)"
-out=$(in_pty nsjail-helper run alice -- sh -c 'readlink /proc/self/fd/0 /proc/self/fd/1 /proc/self/fd/2; ps -o sid= -p $$')
-root_tty=$(printf '%s\n' "$out" | sed -n 1p)
+# A pty is named by its path and its devpts instance (st_dev): the
+# command's comes from alice's set's own instance, where /dev/pts/0 may
+# well be free too.
+out=$(in_pty nsjail-helper run alice -- sh -c 'for f in 0 1 2; do echo "$(readlink /proc/$$/fd/$f) $(stat -L -c %d /proc/$$/fd/$f)"; done; ps -o sid= -p $$')
+root_tty="$(printf '%s\n' "$out" | sed -n 1p) $(stat -c %d /dev/pts)"
 check "run alice at a terminal: the command's stdin, stdout and stderr are a pty of its own, not root's terminal" \
     sh -c "[ \"\$(printf '%s\n' \"\$1\" | sed -n '2,4p' | grep -c '^/dev/pts/')\" = 3 ] && ! printf '%s\n' \"\$1\" | sed -n '2,4p' | grep -qx '$root_tty'" _ "$out"
 # TIOCSTI pushes input into the caller's controlling terminal: root's

@@ -104,7 +104,8 @@ pub fn warnings(config: &Config, path: &Path, etc: &Path) -> Vec<String> {
         }
     }
     let mut worst_case = TmpfsSum::default();
-    let ram = mem_total_bytes(Path::new(crate::paths::PROC));
+    let mut sets = SetSum::default();
+    let ram = crate::procfs::mem_total_bytes(Path::new(crate::paths::PROC));
     for name in members {
         let Ok(info) = user::lookup_user(&name) else {
             continue;
@@ -119,10 +120,16 @@ pub fn warnings(config: &Config, path: &Path, etc: &Path) -> Vec<String> {
         if let Some(ram) = ram {
             worst_case.add(&decision.policy, &settings, ram);
         }
+        sets.add(&decision.policy, &settings);
     }
     if let Some(warning) = ram.and_then(|ram| worst_case.warning(ram)) {
         out.push(format!("{}: warning: {warning}", path.display()));
     }
+    out.extend(
+        sets.lines(&kernel_limits(Path::new(crate::paths::PROC)))
+            .into_iter()
+            .map(|l| format!("{}: {l}", path.display())),
+    );
     out.extend(network_lines(config, path));
     out
 }
@@ -156,15 +163,15 @@ fn network_lines(config: &Config, path: &Path) -> Vec<String> {
     out
 }
 
-/// What the private tmpfs of every isolated user could hold at once, if
-/// each filled theirs: one set per user (share = "session" makes one per
-/// login, so more).
+/// What the private tmpfs and SysV shared memory of every isolated user
+/// could hold at once, if each filled theirs in as many sets as they may
+/// have (one with share = "user", max_sets with share = "session").
 #[derive(Default)]
 struct TmpfsSum {
     bytes: u128,
-    users: usize,
-    /// (policy, users, mounts per set, size of one) for the message.
-    parts: Vec<(String, usize, usize, String)>,
+    /// (policy, users, sets per user, mounts per set, tmpfs size, shm size)
+    /// for the message.
+    parts: Vec<(String, usize, u32, usize, String, String)>,
 }
 
 impl TmpfsSum {
@@ -173,13 +180,17 @@ impl TmpfsSum {
             .tmp_size
             .clone()
             .unwrap_or_else(|| "50%".to_owned());
-        let one = tmpfs_bytes(&size, ram);
+        let shm = settings.ipc_shm_max().to_owned();
         let mounts = settings.private_tmp.len();
-        self.bytes += u128::from(one) * mounts as u128;
-        self.users += 1;
+        let sets = settings.sets_per_user();
+        let one_set = u128::from(tmpfs_bytes(&size, ram)) * mounts as u128
+            + u128::from(tmpfs_bytes(&shm, ram));
+        self.bytes += one_set * u128::from(sets);
         match self.parts.iter_mut().find(|p| p.0 == policy) {
             Some(part) => part.1 += 1,
-            None => self.parts.push((policy.to_owned(), 1, mounts, size)),
+            None => self
+                .parts
+                .push((policy.to_owned(), 1, sets, mounts, size, shm)),
         }
     }
 
@@ -190,12 +201,15 @@ impl TmpfsSum {
         let parts: Vec<String> = self
             .parts
             .iter()
-            .map(|(p, users, mounts, size)| {
-                format!("policy '{p}': {users} users x {mounts} tmpfs x {size}")
+            .map(|(p, users, sets, mounts, size, shm)| {
+                format!(
+                    "policy '{p}': {users} users x {sets} {} x ({mounts} tmpfs x {size} + SysV shm {shm})",
+                    if *sets == 1 { "set" } else { "sets" }
+                )
             })
             .collect();
         Some(format!(
-            "if every isolated user filled their private temp dirs at once they could take {} MiB, more than this host's {} MiB of RAM ({}); tmpfs pages live in RAM or swap: lower tmp_size or limit memory per user (for example MemoryMax= on user-.slice)",
+            "if every isolated user filled their private temp dirs and SysV shared memory in every set they may have at once, they could take {} MiB, more than this host's {} MiB of RAM ({}); tmpfs and shm pages live in RAM or swap: lower tmp_size, ipc_shm_max or max_sets, or limit memory per user (for example MemoryMax= on user-.slice)",
             self.bytes >> 20,
             ram >> 20,
             parts.join("; ")
@@ -203,35 +217,112 @@ impl TmpfsSum {
     }
 }
 
-/// Bytes of one tmpfs of `size` (a canonical tmp_size: "512M", "10%").
-fn tmpfs_bytes(size: &str, ram: u64) -> u64 {
-    if let Some(pct) = size.strip_suffix('%') {
-        let pct = u128::from(pct.parse::<u64>().unwrap_or(50));
-        return (u128::from(ram) * pct / 100) as u64;
-    }
-    let (digits, shift) = match size.char_indices().last() {
-        Some((i, 'K')) => (&size[..i], 10),
-        Some((i, 'M')) => (&size[..i], 20),
-        Some((i, 'G')) => (&size[..i], 30),
-        _ => (size, 0),
-    };
-    digits
-        .parse::<u64>()
-        .unwrap_or(0)
-        .saturating_mul(1 << shift)
+/// The namespaces root is charged for as long as a set lives: its ipc and
+/// pid namespace (and uts, net, cgroup if asked) are made by H0 as root
+/// (DESIGN §2c); its mount namespace is the holder's, made as the user.
+/// Each set also takes a registry record.
+#[derive(Default)]
+struct SetSum {
+    /// Sets that can exist at once, per namespace kind.
+    per_kind: std::collections::BTreeMap<&'static str, u64>,
+    total: u64,
+    /// (policy, users, sets per user) for the message.
+    parts: Vec<(String, usize, u32)>,
 }
 
-/// MemTotal from `/proc/meminfo`, in bytes.
-fn mem_total_bytes(proc_root: &Path) -> Option<u64> {
-    let text = std::fs::read_to_string(proc_root.join("meminfo")).ok()?;
-    let kb: u64 = text
-        .lines()
-        .find_map(|l| l.strip_prefix("MemTotal:"))?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()?;
-    Some(kb * 1024)
+/// The `/proc/sys/user/max_*_namespaces` files, by kind.
+const NS_KINDS: [(&str, crate::policy::Namespace); 5] = [
+    ("ipc", crate::policy::Namespace::Ipc),
+    ("pid", crate::policy::Namespace::Pid),
+    ("uts", crate::policy::Namespace::Uts),
+    ("net", crate::policy::Namespace::Net),
+    ("cgroup", crate::policy::Namespace::Cgroup),
+];
+
+impl SetSum {
+    fn add(&mut self, policy: &str, settings: &crate::policy::Settings) {
+        let sets = u64::from(settings.sets_per_user());
+        for (kind, ns) in NS_KINDS {
+            if settings.namespaces.contains(&ns) {
+                *self.per_kind.entry(kind).or_default() += sets;
+            }
+        }
+        self.total += sets;
+        match self.parts.iter_mut().find(|p| p.0 == policy) {
+            Some(part) => part.1 += 1,
+            None => self
+                .parts
+                .push((policy.to_owned(), 1, settings.sets_per_user())),
+        }
+    }
+
+    /// A note naming the bounds on the host's total, and a warning for
+    /// each one the isolated users' sets could reach (`limits`: kind to
+    /// root's `user.max_<kind>_namespaces`).
+    fn lines(&self, limits: &[(&'static str, u64)]) -> Vec<String> {
+        if self.total == 0 {
+            return Vec::new();
+        }
+        let who: Vec<String> = self
+            .parts
+            .iter()
+            .map(|(p, users, sets)| format!("policy '{p}': {users} users x max {sets}"))
+            .collect();
+        let who = who.join("; ");
+        let named: Vec<String> = limits
+            .iter()
+            .filter(|(kind, _)| self.per_kind.contains_key(kind))
+            .map(|(kind, limit)| format!("user.max_{kind}_namespaces = {limit}"))
+            .collect();
+        let mut out = vec![format!(
+            "note: every set's namespaces are charged to root, so these bound all users' sets together, root's own services included: {}, and the registry ({} MiB tmpfs, about {} sets); isolated users can hold {} sets at once ({who})",
+            named.join(", "),
+            crate::registry::REGISTRY_BYTES >> 20,
+            crate::registry::CAPACITY,
+            self.total,
+        )];
+        for (kind, limit) in limits {
+            let Some(&used) = self.per_kind.get(kind) else {
+                continue;
+            };
+            if used >= *limit {
+                let article = if kind.starts_with(['i', 'u']) {
+                    "an"
+                } else {
+                    "a"
+                };
+                out.push(format!(
+                    "warning: isolated users could hold {used} sets, each with {article} {kind} namespace charged to root, reaching user.max_{kind}_namespaces = {limit}: root's own services could then not make one; lower max_sets or raise the limit ({who})"
+                ));
+            }
+        }
+        if self.total >= crate::registry::CAPACITY {
+            out.push(format!(
+                "warning: isolated users could hold {} sets, more than the registry's tmpfs holds (about {}); lower max_sets ({who})",
+                self.total,
+                crate::registry::CAPACITY
+            ));
+        }
+        out
+    }
+}
+
+/// Root's `user.max_<kind>_namespaces` (read from `proc_root`/sys/user),
+/// for the kinds whose file exists.
+fn kernel_limits(proc_root: &Path) -> Vec<(&'static str, u64)> {
+    NS_KINDS
+        .iter()
+        .filter_map(|(kind, _)| {
+            let file = proc_root.join(format!("sys/user/max_{kind}_namespaces"));
+            let text = std::fs::read_to_string(file).ok()?;
+            Some((*kind, text.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+/// Bytes of one tmpfs of `size` (a canonical tmp_size: "512M", "10%").
+fn tmpfs_bytes(size: &str, ram: u64) -> u64 {
+    crate::policy::size_bytes(size, ram)
 }
 
 /// Users whose primary group is `gid`, from the passwd file (a warning
@@ -290,21 +381,75 @@ mod tests {
     #[test]
     fn the_worst_case_warns_only_beyond_ram() {
         let gib = 1u64 << 30;
-        let settings = Settings::default(); // 3 mounts of 10%
+        // 3 mounts of 10% and SysV shm as much as one of them
+        let settings = Settings::default();
         let mut sum = TmpfsSum::default();
-        for _ in 0..3 {
+        for _ in 0..2 {
             sum.add("students", &settings, 10 * gib);
         }
-        assert_eq!(sum.warning(10 * gib), None, "3 users x 3 x 10% = 90%");
+        assert_eq!(sum.warning(10 * gib), None, "2 users x (3 + 1) x 10% = 80%");
         sum.add("students", &settings, 10 * gib);
-        let w = sum.warning(10 * gib).expect("4 users x 3 x 10% = 120%");
+        let w = sum
+            .warning(10 * gib)
+            .expect("3 users x (3 + 1) x 10% = 120%");
         assert!(
             w.contains("12288 MiB, more than this host's 10240 MiB"),
             "{w}"
         );
         assert!(
-            w.contains("policy 'students': 4 users x 3 tmpfs x 10%"),
+            w.contains("policy 'students': 3 users x 1 set x (3 tmpfs x 10% + SysV shm 10%)"),
             "{w}"
+        );
+    }
+
+    #[test]
+    fn share_session_counts_every_set_a_user_may_have() {
+        let gib = 1u64 << 30;
+        let settings = Settings {
+            share: crate::policy::Share::Session,
+            bounds: crate::policy::Bounds {
+                max_sets: 2,
+                ipc_shm_max: Some("1M".into()),
+                ..crate::policy::Bounds::default()
+            },
+            ..Settings::default()
+        };
+        let mut sum = TmpfsSum::default();
+        sum.add("s", &settings, 10 * gib);
+        assert_eq!(sum.warning(10 * gib), None, "1 user x 2 sets x 30%");
+        sum.add("s", &settings, 10 * gib);
+        let w = sum
+            .warning(10 * gib)
+            .expect("2 users x 2 sets x 30% = 120%");
+        assert!(w.contains("policy 's': 2 users x 2 sets x (3 tmpfs"), "{w}");
+    }
+
+    #[test]
+    fn namespace_limits_are_named_and_warned_about() {
+        let settings = Settings {
+            share: crate::policy::Share::Session,
+            bounds: crate::policy::Bounds {
+                max_sets: 3,
+                ..crate::policy::Bounds::default()
+            },
+            ..Settings::default()
+        };
+        let mut sum = SetSum::default();
+        assert!(sum.lines(&[("ipc", 10)]).is_empty(), "nobody isolated");
+        sum.add("s", &settings);
+        sum.add("s", &settings);
+        let limits = [("ipc", 10), ("pid", 6), ("net", 1)];
+        let lines = sum.lines(&limits);
+        assert!(
+            lines[0].starts_with("note: ")
+                && lines[0].contains("user.max_ipc_namespaces = 10, user.max_pid_namespaces = 6, and the registry (64 MiB tmpfs, about 16384 sets)")
+                && lines[0].contains("isolated users can hold 6 sets at once (policy 's': 2 users x max 3)"),
+            "{lines:?}"
+        );
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(
+            lines[1].contains("reaching user.max_pid_namespaces = 6"),
+            "{lines:?}"
         );
     }
 }

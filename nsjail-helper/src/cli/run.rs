@@ -61,6 +61,10 @@ pub fn main(args: &[String]) -> CliResult {
             };
             let h0 = std::mem::take(&mut placed.opened.h0);
             let opened = &placed.opened;
+            // The command's pty (relay.rs) must come from the set's devpts.
+            if let Err(e) = crate::nsset::adopt_set_ptys(opened.holder.pidfd.as_fd()) {
+                eprintln!("nsjail-helper: warning: run {name}: the command's pty stays on the host's devpts: {e}");
+            }
             let status = Program::for_user(&placed.user, &args.command)
                 .and_then(|prog| {
                     runner::run_in_set(

@@ -167,6 +167,12 @@ fn create(spec: &SetSpec) -> Result<PendingHolder, SetError> {
     unshare(flags).map_err(step_err("unshare mount/ipc namespaces"))?;
     failpoint("h0-after-unshare");
 
+    // 2b. SysV IPC limits of the new ipc namespace, before any process of
+    //     the user can be in it: the kernel's defaults let one set pin
+    //     all of RAM in segments that outlive their processes. These
+    //     files act on the writer's ipc namespace, which is now the set's.
+    write_ipc_limits(&spec.ipc)?;
+
     // 3. Stop our mounts from propagating back to the host; with "slave"
     //    the admin's later host mounts still appear inside.
     let prop = match spec.propagation {
@@ -211,6 +217,10 @@ fn create(spec: &SetSpec) -> Result<PendingHolder, SetError> {
         let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
         mount_tmpfs(dir, flags, LOCK_DIR_OPTIONS)?;
     }
+    // 4c. ptys of the set's own: a devpts instance with at most max_ptys,
+    //     so one user can neither take the host's ptys from everyone else
+    //     nor see other users' terminals (and when they last typed).
+    super::ptys::mount_own_devpts(spec.max_ptys)?;
     if cgroup {
         // A cgroup2 view of the namespace's own subtree only, read-only,
         // over whatever the host mounted at /sys/fs/cgroup (a v1 tree
@@ -249,7 +259,7 @@ fn create(spec: &SetSpec) -> Result<PendingHolder, SetError> {
     if spec.net {
         sys::loopback_up().map_err(step_err("bring up loopback"))?;
     }
-    // 4c. The set's own link, address and routes (see crate::net); if
+    // 4d. The set's own link, address and routes (see crate::net); if
     //     anything later fails, they go with this network namespace.
     let lease = match (&spec.private_net, &host_net) {
         (Some(p), Some(host)) => Some(crate::net::attach_private(p, host)?),
@@ -299,6 +309,28 @@ fn create(spec: &SetSpec) -> Result<PendingHolder, SetError> {
             result
         }
     }
+}
+
+/// Writes the set's SysV IPC limits (`IpcLimits::sysctls`) into our own,
+/// new, ipc namespace.
+fn write_ipc_limits(ipc: &super::IpcLimits) -> Result<(), SetError> {
+    let ram = crate::procfs::mem_total_bytes(Path::new(crate::paths::PROC))
+        .ok_or_else(|| SetError::new("set SysV IPC limits", "no MemTotal in /proc/meminfo"))?;
+    let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+        .ok()
+        .flatten()
+        .and_then(|p| u64::try_from(p).ok())
+        .unwrap_or(4096);
+    for (name, value) in ipc.sysctls(ram, page) {
+        let path = Path::new("/proc/sys/kernel").join(name);
+        fs::write(&path, &value).map_err(|e| {
+            SetError::new(
+                "set SysV IPC limits",
+                format!("write {value:?} to {}: {e}", path.display()),
+            )
+        })?;
+    }
+    Ok(())
 }
 
 /// Mounts a fresh tmpfs on `dir`, reached through an fd opened without

@@ -27,6 +27,7 @@ mod create;
 mod holder;
 mod join;
 mod lifetime;
+mod ptys;
 mod records;
 mod spawn;
 mod unit;
@@ -45,6 +46,7 @@ pub use create::create_main;
 pub use holder::drop_all_capabilities;
 pub use join::{join_and_drop, Identity};
 pub use lifetime::enlist_opener;
+pub use ptys::adopt_set_ptys;
 pub use spawn::{ExecHelper, SetCreator, Spawned, H0};
 pub use unit::cgroup_namespace_hides;
 
@@ -72,6 +74,64 @@ pub struct SetSpec {
     /// `on_logout = "kill"`: the holder ends the set once every process
     /// that opened a session in it has exited (see `lifetime.rs`).
     pub end_with_openers: bool,
+    /// SysV IPC limits H0 writes into the set's ipc namespace.
+    pub ipc: IpcLimits,
+    /// ptys of the set's own devpts instance (see `ptys.rs`).
+    pub max_ptys: u32,
+}
+
+/// The SysV IPC limits of a set's ipc namespace (the kernel's own are
+/// unlimited in practice: shmall of 2^64 pages, 32000 queues of 16 KiB).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IpcLimits {
+    /// Canonical size ("64M", "10%" of RAM): the largest shared memory
+    /// segment, and all of them together.
+    pub shm_max: String,
+    /// Segments, message queues and semaphore sets, each.
+    pub objects: u32,
+}
+
+impl Default for IpcLimits {
+    fn default() -> Self {
+        IpcLimits {
+            shm_max: crate::policy::DEFAULT_TMP_SIZE.to_owned(),
+            objects: crate::policy::DEFAULT_IPC_OBJECTS,
+        }
+    }
+}
+
+impl IpcLimits {
+    /// Bytes per message queue (the kernel's default msgmnb) and per
+    /// message (msgmax), and semaphores per set (SEMMSL) and per semop
+    /// call (SEMOPM), as traditional System V hosts had them.
+    pub const MSG_QUEUE_BYTES: u64 = 16384;
+    pub const MSG_BYTES: u64 = 8192;
+    pub const SEMS_PER_SET: u64 = 250;
+    pub const SEM_OPS: u64 = 100;
+
+    /// `(file under /proc/sys/kernel, value)` for a host with `ram` bytes
+    /// of memory and pages of `page` bytes, in the order H0 writes them.
+    pub fn sysctls(&self, ram: u64, page: u64) -> Vec<(&'static str, String)> {
+        let shm = crate::policy::size_bytes(&self.shm_max, ram).max(page);
+        let n = u64::from(self.objects);
+        vec![
+            ("shmmax", shm.to_string()),
+            ("shmall", shm.div_ceil(page.max(1)).to_string()),
+            ("shmmni", n.to_string()),
+            ("msgmax", Self::MSG_BYTES.to_string()),
+            ("msgmnb", Self::MSG_QUEUE_BYTES.to_string()),
+            ("msgmni", n.to_string()),
+            (
+                "sem",
+                format!(
+                    "{} {} {} {n}",
+                    Self::SEMS_PER_SET,
+                    Self::SEMS_PER_SET * n,
+                    Self::SEM_OPS
+                ),
+            ),
+        ]
+    }
 }
 
 impl SetSpec {
@@ -98,6 +158,11 @@ impl SetSpec {
             end_with_openers: settings.on_logout == OnLogout::Kill,
             cgroup_auto: !settings.namespaces.contains(&Namespace::Cgroup)
                 && !settings.cgroup_opt_out,
+            ipc: IpcLimits {
+                shm_max: settings.ipc_shm_max().to_owned(),
+                objects: settings.bounds.ipc_objects,
+            },
+            max_ptys: settings.bounds.max_ptys,
         }
     }
 

@@ -78,6 +78,9 @@ impl SetSpec {
         if self.end_with_openers {
             args.push("--end-with-openers".into());
         }
+        args.extend(["--ipc-shm-max".into(), self.ipc.shm_max.clone().into()]);
+        args.extend(["--ipc-objects".into(), self.ipc.objects.to_string().into()]);
+        args.extend(["--max-ptys".into(), self.max_ptys.to_string().into()]);
         args
     }
 
@@ -104,6 +107,8 @@ impl SetSpec {
             net: false,
             private_net: None,
             end_with_openers: false,
+            ipc: super::IpcLimits::default(),
+            max_ptys: crate::policy::DEFAULT_MAX_PTYS,
         };
         let mut allow_host = Vec::new();
         let mut it = args.iter();
@@ -138,6 +143,25 @@ impl SetSpec {
                     allow_host.push(value()?.parse().map_err(|e| format!("--allow-host: {e}"))?)
                 }
                 "--end-with-openers" => spec.end_with_openers = true,
+                "--ipc-shm-max" => {
+                    let size = value()?;
+                    spec.ipc.shm_max = crate::policy::tmp_size(size)
+                        .map_err(|why| format!("--ipc-shm-max {size}: {why}"))?;
+                }
+                "--ipc-objects" => {
+                    spec.ipc.objects = value()?
+                        .parse()
+                        .ok()
+                        .filter(|n| (1..=crate::policy::MAX_IPC_OBJECTS).contains(n))
+                        .ok_or_else(|| format!("bad {arg}"))?;
+                }
+                "--max-ptys" => {
+                    spec.max_ptys = value()?
+                        .parse()
+                        .ok()
+                        .filter(|n| (1..=crate::policy::MAX_PTYS_LIMIT).contains(n))
+                        .ok_or_else(|| format!("bad {arg}"))?;
+                }
                 other => return Err(format!("unknown argument {other}")),
             }
         }
@@ -372,6 +396,11 @@ mod tests {
                 allow_host: vec!["tcp/22".parse().unwrap(), "udp/123".parse().unwrap()],
             }),
             end_with_openers: true,
+            ipc: crate::nsset::IpcLimits {
+                shm_max: "64M".into(),
+                objects: 32,
+            },
+            max_ptys: 16,
         };
         let args: Vec<String> = spec.to_args()[1..]
             .iter()

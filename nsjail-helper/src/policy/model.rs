@@ -172,6 +172,51 @@ impl Default for NetConfig {
 /// kernel's own default is half of RAM per mount, three mounts per set.
 pub const DEFAULT_TMP_SIZE: &str = "10%";
 
+/// Concurrent sets per user when no policy sets `max_sets`.
+pub const DEFAULT_MAX_SETS: u32 = 8;
+/// ptys of a set's own devpts instance when no policy sets `max_ptys`.
+pub const DEFAULT_MAX_PTYS: u32 = 64;
+/// SysV IPC objects per set (shared memory segments, message queues and
+/// semaphore sets, each) when no policy sets `ipc_objects`.
+pub const DEFAULT_IPC_OBJECTS: u32 = 128;
+/// Largest `max_sets`, `max_ptys` and `ipc_objects` (IPCMNI is 32768;
+/// `kernel.pty.max` defaults to 4096).
+pub const MAX_SETS_LIMIT: u32 = 1024;
+pub const MAX_PTYS_LIMIT: u32 = 4096;
+pub const MAX_IPC_OBJECTS: u32 = 32768;
+
+/// What one user may take of the pools the host shares between users
+/// (kernel counters, ptys, SysV IPC memory). Each bound is per set except
+/// `max_sets`, which makes every one of them a per-user bound too.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Bounds {
+    /// Sets one user may have at once (`max_sets`). Every set costs root
+    /// an ipc and a pid namespace (DESIGN §2c), and a record in the
+    /// registry; only `share = "session"` makes more than one.
+    pub max_sets: u32,
+    /// ptys of the set's own devpts instance (`max_ptys`), login ptys
+    /// included.
+    pub max_ptys: u32,
+    /// SysV shared memory of one set: the largest segment and all of them
+    /// together (`ipc_shm_max`, a size like `tmp_size`); `None` means "as
+    /// much as one private tmpfs", `tmp_size`.
+    pub ipc_shm_max: Option<String>,
+    /// SysV shared memory segments, message queues and semaphore sets a
+    /// set may hold, each (`ipc_objects`).
+    pub ipc_objects: u32,
+}
+
+impl Default for Bounds {
+    fn default() -> Self {
+        Bounds {
+            max_sets: DEFAULT_MAX_SETS,
+            max_ptys: DEFAULT_MAX_PTYS,
+            ipc_shm_max: None,
+            ipc_objects: DEFAULT_IPC_OBJECTS,
+        }
+    }
+}
+
 /// What an isolating policy does.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Settings {
@@ -195,6 +240,28 @@ pub struct Settings {
     /// The file's `[network]` table (pool, allowed host ports), for sets
     /// with `network = "private"`.
     pub net_config: NetConfig,
+    /// Per-set and per-user bounds on shared pools.
+    pub bounds: Bounds,
+}
+
+impl Settings {
+    /// The SysV shared memory bound in effect: `ipc_shm_max`, else
+    /// `tmp_size`, else the built-in tmpfs default.
+    pub fn ipc_shm_max(&self) -> &str {
+        self.bounds
+            .ipc_shm_max
+            .as_deref()
+            .or(self.tmp_size.as_deref())
+            .unwrap_or(DEFAULT_TMP_SIZE)
+    }
+
+    /// How many sets of one user can exist at once under these settings.
+    pub fn sets_per_user(&self) -> u32 {
+        match self.share {
+            Share::User => 1,
+            Share::Session => self.bounds.max_sets,
+        }
+    }
 }
 
 impl Default for Settings {
@@ -214,6 +281,7 @@ impl Default for Settings {
             on_logout: OnLogout::Kill,
             network: Network::Host,
             net_config: NetConfig::default(),
+            bounds: Bounds::default(),
         }
     }
 }

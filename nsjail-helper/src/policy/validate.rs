@@ -10,8 +10,8 @@ use toml::Spanned;
 
 use super::error::ConfigError;
 use super::model::{
-    Config, Namespace, NetConfig, Network, OnLogout, PolicyEntry, Propagation, Settings, Share,
-    SubidMode,
+    Bounds, Config, Namespace, NetConfig, Network, OnLogout, PolicyEntry, Propagation, Settings,
+    Share, SubidMode, MAX_IPC_OBJECTS, MAX_PTYS_LIMIT, MAX_SETS_LIMIT,
 };
 
 /// Most `private_tmp` entries per policy.
@@ -59,6 +59,10 @@ struct RawPolicy {
     subids: Option<Spanned<String>>,
     on_logout: Option<Spanned<String>>,
     network: Option<Spanned<String>>,
+    max_sets: Option<Spanned<i64>>,
+    max_ptys: Option<Spanned<i64>>,
+    ipc_shm_max: Option<Spanned<String>>,
+    ipc_objects: Option<Spanned<i64>>,
 }
 
 /// Parses and validates policy text; `path` is only used in messages.
@@ -259,7 +263,9 @@ impl Validator<'_> {
             None => (base.namespaces.clone(), base.cgroup_opt_out),
         };
         let (namespaces, network) = self.network_choice(raw, base, namespaces);
+        let bounds = self.bounds(raw, &base.bounds);
         Settings {
+            bounds,
             namespaces,
             cgroup_opt_out,
             network,
@@ -309,6 +315,74 @@ impl Validator<'_> {
                 OnLogout::choices,
                 base.on_logout,
             ),
+        }
+    }
+
+    /// `max_sets`, `max_ptys`, `ipc_shm_max` and `ipc_objects`, each
+    /// inherited from `base` when unset.
+    fn bounds(&mut self, raw: &RawPolicy, base: &Bounds) -> Bounds {
+        Bounds {
+            max_sets: self.count(
+                "max_sets",
+                &raw.max_sets,
+                MAX_SETS_LIMIT,
+                base.max_sets,
+                "sets one user may have at once",
+            ),
+            max_ptys: self.count(
+                "max_ptys",
+                &raw.max_ptys,
+                MAX_PTYS_LIMIT,
+                base.max_ptys,
+                "ptys of one set, its logins' included",
+            ),
+            ipc_shm_max: match &raw.ipc_shm_max {
+                Some(size) => match tmp_size(size.get_ref()) {
+                    Ok(canonical) => Some(canonical),
+                    Err(why) => {
+                        self.error(
+                            size.span(),
+                            format!("invalid ipc_shm_max {:?}: {why}", size.get_ref()),
+                        );
+                        None
+                    }
+                },
+                None => base.ipc_shm_max.clone(),
+            },
+            ipc_objects: self.count(
+                "ipc_objects",
+                &raw.ipc_objects,
+                MAX_IPC_OBJECTS,
+                base.ipc_objects,
+                "SysV shared memory segments, message queues and semaphore sets of one set, each",
+            ),
+        }
+    }
+
+    /// A whole number from 1 to `max`.
+    fn count(
+        &mut self,
+        key: &str,
+        value: &Option<Spanned<i64>>,
+        max: u32,
+        inherited: u32,
+        meaning: &str,
+    ) -> u32 {
+        let Some(v) = value else {
+            return inherited;
+        };
+        match u32::try_from(*v.get_ref()) {
+            Ok(n) if (1..=max).contains(&n) => n,
+            _ => {
+                self.error(
+                    v.span(),
+                    format!(
+                        "invalid {key} {}: expected 1..{max} ({meaning})",
+                        v.get_ref()
+                    ),
+                );
+                inherited
+            }
         }
     }
 
@@ -582,6 +656,25 @@ pub(crate) fn private_dir_problem(p: &str) -> Option<&'static str> {
         );
     }
     None
+}
+
+/// Bytes of a canonical size (`tmp_size`, `ipc_shm_max`: "512M", "10%"),
+/// percentages taken of `ram` bytes as tmpfs does.
+pub(crate) fn size_bytes(size: &str, ram: u64) -> u64 {
+    if let Some(pct) = size.strip_suffix('%') {
+        let pct = u128::from(pct.parse::<u64>().unwrap_or(100).min(100));
+        return u64::try_from(u128::from(ram) * pct / 100).unwrap_or(u64::MAX);
+    }
+    let (digits, shift) = match size.char_indices().last() {
+        Some((i, 'K')) => (size.get(..i).unwrap_or_default(), 10),
+        Some((i, 'M')) => (size.get(..i).unwrap_or_default(), 20),
+        Some((i, 'G')) => (size.get(..i).unwrap_or_default(), 30),
+        _ => (size, 0),
+    };
+    digits
+        .parse::<u64>()
+        .unwrap_or(u64::MAX)
+        .saturating_mul(1 << shift)
 }
 
 /// The canonical tmpfs `size=` for `v`: a positive number with an

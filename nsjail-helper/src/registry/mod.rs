@@ -476,8 +476,13 @@ fn own_filesystem(root: &Path) -> io::Result<()> {
 }
 
 /// Size and inode limits of the registry's own tmpfs: a record takes a
-/// page, so this holds some 16,000 live sets.
+/// page, so this holds some 16,000 live sets (`CAPACITY`).
 const REGISTRY_FS_OPTIONS: &str = "mode=0700,size=64m,nr_inodes=65536";
+/// Bytes of the registry's tmpfs (the `size=` above).
+pub const REGISTRY_BYTES: u64 = 64 << 20;
+/// Live sets the registry can hold: a record takes at least a 4 KiB page
+/// (and the per-user locks some more).
+pub const CAPACITY: u64 = REGISTRY_BYTES / 4096;
 
 /// Whether `path` is the root of a mount (its device differs from its
 /// parent's).

@@ -44,6 +44,13 @@ pub enum SessionError {
     /// The user's set lends groups she is no longer in, and other logins
     /// still use it.
     Stale { gids: Vec<u32>, logins: usize },
+    /// The user already has as many sets as the policy allows.
+    TooManySets {
+        user: String,
+        live: usize,
+        max: u32,
+        policy: String,
+    },
 }
 
 impl fmt::Display for SessionError {
@@ -57,6 +64,15 @@ impl fmt::Display for SessionError {
                 f,
                 "the user's set maps {} she is no longer a member of, and {logins} other login(s) still use it: refused until they end (or 'nsjail-helper stop' ends the set)",
                 describe_gids(gids)
+            ),
+            SessionError::TooManySets {
+                user,
+                live,
+                max,
+                policy,
+            } => write!(
+                f,
+                "{user} already has {live} namespace sets, the most policy {policy:?} allows (max_sets = {max}): end one (log out, or `nsjail-helper stop {user}`) first"
             ),
         }
     }
@@ -260,6 +276,22 @@ fn own_cgroup_ns(proc_root: &Path, pid: i32) -> bool {
 
 /// Creates a set for the login and records it (the per-user lock held).
 fn create(reg: &Registry, req: &OpenRequest<'_>) -> Result<Opened, SessionError> {
+    // Every set costs root an ipc and a pid namespace (H0 makes them) and
+    // the registry a record, from pools all users share (DESIGN §2c): one user
+    // may only hold so many, counted here under the per-user lock.
+    let live = reg
+        .sets_of(req.user.uid)
+        .iter()
+        .filter(|rec| reg.attach(rec).is_some())
+        .count();
+    if live >= req.settings.bounds.max_sets as usize {
+        return Err(SessionError::TooManySets {
+            user: req.user.name.clone(),
+            live,
+            max: req.settings.bounds.max_sets,
+            policy: req.policy.to_owned(),
+        });
+    }
     let plan = plan(req.user, req.settings, req.etc)?;
     let nsset::Spawned {
         holder,

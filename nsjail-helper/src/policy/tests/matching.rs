@@ -220,6 +220,7 @@ on_logout = "kill"
             on_logout: OnLogout::Linger,
             network: Network::Host,
             net_config: NetConfig::default(),
+            bounds: Bounds::default(),
         }
     );
     let own = &c.policies()[1];
@@ -243,6 +244,7 @@ on_logout = "kill"
             on_logout: OnLogout::Kill,
             network: Network::Loopback,
             net_config: NetConfig::default(),
+            bounds: Bounds::default(),
         }
     );
     // [defaults] itself does not isolate unless it says so.

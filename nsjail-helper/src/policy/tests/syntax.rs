@@ -543,3 +543,76 @@ fn the_network_table_holds_the_pool_and_allowed_host_ports() {
         "/p.toml:2:1: unknown field `pools`",
     );
 }
+
+// ---- bounds on shared pools (issue 17) -------------------------------------
+
+#[test]
+fn bounds_have_defaults_and_are_inherited() {
+    let c = cfg(&format!(
+        "[defaults]\nmax_sets = 3\nipc_shm_max = \"32m\"\n{}",
+        with("max_ptys = 16\nipc_objects = 40")
+    ));
+    let b = &c.policies()[0].settings.bounds;
+    assert_eq!(
+        (
+            b.max_sets,
+            b.max_ptys,
+            b.ipc_shm_max.as_deref(),
+            b.ipc_objects
+        ),
+        (3, 16, Some("32M"), 40)
+    );
+    let plain = cfg(&with(""));
+    let d = &plain.policies()[0].settings;
+    assert_eq!(d.bounds, Bounds::default());
+    assert_eq!(
+        (d.bounds.max_sets, d.bounds.max_ptys, d.bounds.ipc_objects),
+        (DEFAULT_MAX_SETS, DEFAULT_MAX_PTYS, DEFAULT_IPC_OBJECTS)
+    );
+    // SysV shared memory follows tmp_size unless set.
+    assert_eq!(d.ipc_shm_max(), DEFAULT_TMP_SIZE);
+    let sized = cfg(&with("tmp_size = \"64M\""));
+    assert_eq!(sized.policies()[0].settings.ipc_shm_max(), "64M");
+    assert_eq!(d.sets_per_user(), 1, "share = \"user\": one set");
+    let session = cfg(&with("share = \"session\"\nmax_sets = 5"));
+    assert_eq!(session.policies()[0].settings.sets_per_user(), 5);
+}
+
+#[test]
+fn bounds_are_checked_with_positions() {
+    for (line, at) in [
+        (
+            "max_sets = 0",
+            "/p.toml:4:12: invalid max_sets 0: expected 1..1024",
+        ),
+        (
+            "max_sets = 1025",
+            "/p.toml:4:12: invalid max_sets 1025: expected 1..1024",
+        ),
+        (
+            "max_ptys = -1",
+            "/p.toml:4:12: invalid max_ptys -1: expected 1..4096",
+        ),
+        (
+            "ipc_objects = 32769",
+            "/p.toml:4:15: invalid ipc_objects 32769: expected 1..32768",
+        ),
+        (
+            "ipc_shm_max = \"0\"",
+            "/p.toml:4:15: invalid ipc_shm_max \"0\": 0 would make",
+        ),
+    ] {
+        let e = errs(&with(line));
+        assert_eq!(e.len(), 1, "{line}: {e:?}");
+        assert!(e[0].starts_with(at), "{line}: {}", e[0]);
+    }
+    first_err_starts(
+        &with("max_sets = \"8\""),
+        "/p.toml:4:12: invalid type: string \"8\", expected i64",
+    );
+    // In [defaults] too.
+    first_err_starts(
+        "[defaults]\nipc_objects = 0\n",
+        "/p.toml:2:15: invalid ipc_objects 0",
+    );
+}
