@@ -45,6 +45,10 @@ pub struct SessionData {
     pub join_flags: libc::c_int,
     pub pidfd: Cell<Option<OwnedFd>>,
     pub joined: Cell<bool>,
+    /// The set's holder (behind `pidfd`) and, when the policy sets
+    /// resource limits, the helper that moves the child under them.
+    pub holder_pid: i32,
+    pub limits_helper: Option<std::path::PathBuf>,
 }
 
 /// Stored under `DECIDED_KEY` when open_session placed nothing: what the

@@ -128,6 +128,14 @@ fn child_join(pamh: &PamHandle, data: &SessionData, debug: bool) -> PamResultCod
             let pidfd = data.pidfd.take().ok_or_else(|| {
                 SetError::new("join", "no namespace set handle (pidfd) from open_session")
             })?;
+            if let Some(helper) = &data.limits_helper {
+                nsjail::limits::systemd::enter_limits(
+                    helper,
+                    data.holder_pid,
+                    pidfd.as_fd(),
+                    data.identity.uid,
+                )?;
+            }
             nsjail::nsset::join_and_drop(pidfd.as_fd(), data.join_flags, &data.identity)
         },
         |failure| {
@@ -294,6 +302,8 @@ fn open_session(pamh: &mut PamHandle, args: &ModuleArgs) -> PamResultCode {
             gids: placed.user.all_gids(),
         },
         join_flags: opened.join_flags,
+        holder_pid: opened.holder.id.pid,
+        limits_helper: opened.limited.then(|| args.helper.clone().into()),
         pidfd: Cell::new(Some(opened.holder.pidfd)),
         joined: Cell::new(false),
     };

@@ -46,6 +46,7 @@ pub use holder::drop_all_capabilities;
 pub use join::{join_and_drop, Identity};
 pub use lifetime::enlist_opener;
 pub use spawn::{ExecHelper, SetCreator, Spawned, H0};
+pub use unit::systemd_booted;
 
 /// Everything H0 needs to build a set; passed on the helper's command line.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -68,6 +69,9 @@ pub struct SetSpec {
     /// `on_logout = "kill"`: the holder ends the set once every process
     /// that opened a session in it has exited (see `lifetime.rs`).
     pub end_with_openers: bool,
+    /// The user's resource limits: H0 puts the set's scope in the user's
+    /// limited slice (`limits/`). Empty: the scope stays in `user-UID.slice`.
+    pub limits: crate::limits::Limits,
 }
 
 impl SetSpec {
@@ -92,6 +96,7 @@ impl SetSpec {
             }),
             cgroup: settings.namespaces.contains(&Namespace::Cgroup),
             end_with_openers: settings.on_logout == OnLogout::Kill,
+            limits: settings.limits,
         }
     }
 

@@ -75,6 +75,9 @@ impl SetSpec {
         if self.end_with_openers {
             args.push("--end-with-openers".into());
         }
+        if !self.limits.is_empty() {
+            args.extend(["--limits".into(), self.limits.to_arg().into()]);
+        }
         args
     }
 
@@ -100,6 +103,7 @@ impl SetSpec {
             net: false,
             private_net: None,
             end_with_openers: false,
+            limits: crate::limits::Limits::default(),
         };
         let mut allow_host = Vec::new();
         let mut it = args.iter();
@@ -133,6 +137,10 @@ impl SetSpec {
                     allow_host.push(value()?.parse().map_err(|e| format!("--allow-host: {e}"))?)
                 }
                 "--end-with-openers" => spec.end_with_openers = true,
+                "--limits" => {
+                    spec.limits = crate::limits::Limits::from_arg(value()?)
+                        .map_err(|e| format!("--limits: {e}"))?
+                }
                 other => return Err(format!("unknown argument {other}")),
             }
         }
@@ -366,6 +374,12 @@ mod tests {
                 allow_host: vec!["tcp/22".parse().unwrap(), "udp/123".parse().unwrap()],
             }),
             end_with_openers: true,
+            limits: crate::limits::Limits {
+                memory_max: Some(64 << 20),
+                tasks_max: Some(32),
+                cpu_quota: Some(150),
+                ..Default::default()
+            },
         };
         let args: Vec<String> = spec.to_args()[1..]
             .iter()

@@ -190,6 +190,8 @@ pub struct Settings {
     /// The file's `[network]` table (pool, allowed host ports), for sets
     /// with `network = "private"`.
     pub net_config: NetConfig,
+    /// Per-user resource limits (`limits/`); empty: none.
+    pub limits: crate::limits::Limits,
 }
 
 impl Default for Settings {
@@ -208,6 +210,7 @@ impl Default for Settings {
             on_logout: OnLogout::Kill,
             network: Network::Host,
             net_config: NetConfig::default(),
+            limits: crate::limits::Limits::default(),
         }
     }
 }
