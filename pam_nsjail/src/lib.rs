@@ -303,7 +303,7 @@ fn open_session(pamh: &mut PamHandle, args: &ModuleArgs) -> PamResultCode {
         },
         join_flags: opened.join_flags,
         holder_pid: opened.holder.id.pid,
-        limits_helper: opened.limited.then(|| args.helper.clone().into()),
+        limits_helper: opened.limited.then(|| args.helper.clone()),
         pidfd: Cell::new(Some(opened.holder.pidfd)),
         joined: Cell::new(false),
     };

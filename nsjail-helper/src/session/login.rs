@@ -332,6 +332,8 @@ impl Outcome {
 /// Who the login is for and what the policy says, before anything is
 /// created: either the final outcome (root, exempt, broken policy), or the
 /// user and the isolating decision.
+// Built once per login and matched at once: boxing would buy nothing.
+#[allow(clippy::large_enum_variant)]
 enum Decided {
     Final(Outcome),
     Isolate { user: UserInfo, decision: Decision },

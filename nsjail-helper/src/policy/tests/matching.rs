@@ -219,6 +219,7 @@ on_logout = "kill"
             on_logout: OnLogout::Linger,
             network: Network::Host,
             net_config: NetConfig::default(),
+            limits: Default::default(),
         }
     );
     let own = &c.policies()[1];
@@ -241,6 +242,7 @@ on_logout = "kill"
             on_logout: OnLogout::Kill,
             network: Network::Loopback,
             net_config: NetConfig::default(),
+            limits: Default::default(),
         }
     );
     // [defaults] itself does not isolate unless it says so.
