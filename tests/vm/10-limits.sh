@@ -8,7 +8,7 @@ if [ "$(id -u)" != 0 ]; then
     echo "not ok 1 - must run as root"
     exit 1
 fi
-trap vm_teardown EXIT
+trap 'for p in "${HELD[@]}"; do kill "$p" 2>/dev/null; done; vm_teardown' EXIT
 POLICY='[[policy]]
 name = "students"
 groups = ["students"]
@@ -26,19 +26,22 @@ uid_bob=$(vm_ssh id -u bob)
 slice_of() { echo "/sys/fs/cgroup/user.slice/user-$1.slice/user-$1-nsjail.slice"; }
 SLICE_A=$(slice_of "$uid_alice")
 SLICE_B=$(slice_of "$uid_bob")
-# hold USER MARK [CMD]: a login held open in the background (a pty, as an
-# interactive user), running CMD then `sleep MARK`; release MARK ends it.
+# hold USER MARK [JOB]: a login held open in the background (a pty, as an
+# interactive user), starting JOB (ending in "&") then `sleep MARK`;
+# release MARK ends it.
 hold() {
     setsid ssh -tt -i "$VM_DIR/key" -p "$VM_PORT" -o BatchMode=yes -o StrictHostKeyChecking=no \
-        -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR "$1@127.0.0.1" "${3:-true}; exec sleep $2" \
+        -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR "$1@127.0.0.1" "${3:+$3 }exec sleep $2" \
         </dev/null >/dev/null 2>&1 &
+    HELD[$2]=$!
     for _ in $(seq 60); do
         vm_ssh "pgrep -u $1 -fx 'sleep $2'" >/dev/null && return 0
         sleep 0.5
     done
     return 1
 }
-release() { pkill -f "^ssh -tt .* exec sleep $1\$"; }
+declare -A HELD
+release() { kill "${HELD[$1]}" 2>/dev/null; }
 vm_wait() { # vm_wait CMD: retries a VM-side shell condition for 30 s
     for _ in $(seq 60); do
         vm_ssh "$1" >/dev/null 2>&1 && return 0
@@ -75,7 +78,7 @@ check "the kill is counted in her slice (memory.events oom_kill)" test "${kills:
 check "bob's held login survived" vm_ssh "pgrep -u bob -fx 'sleep 1002'"
 check_eq "bob can still use 40 MiB" ok "$(vm_ssh -u bob 'python3 -c "b = b\"x\" * (40 << 20); print(\"ok\")"')"
 check "bob's slice saw no OOM kill" vm_ssh "grep -qx 'oom_kill 0' $SLICE_B/memory.events"
-oomline=$(vm_ssh "journalctl -q --no-pager -o cat -k -u 'nsjail-*' | grep -iE 'oom|memory' | tail -3")
+oomline=$(vm_ssh "journalctl -q --no-pager -o cat | grep -E 'OOM killer|out of memory' | tail -3")
 printf '%s\n' "$oomline" | sed 's/^/# log: /'
 
 # 3. Limits hold across logins: 40 MiB in one login, 40 MiB more in a
