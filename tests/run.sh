@@ -83,6 +83,18 @@ if step "Debian 13 root (debootstrap, cached under $DEBIAN13_CACHE)" debian13_ro
     done
 fi
 
+# A real Debian 13 VM (QEMU, systemd 257, cgroup v2 with controllers):
+# per-user resource limits, which neither this host nor nspawn can enforce.
+# The image is cached like the Debian 13 root; each scenario boots it once.
+source tests/lib/vm.sh
+start=$SECONDS
+if step "Debian 13 VM image (cached under $VM_CACHE)" vm_image >/dev/null; then
+    echo "# Debian 13 VM image ready after $((SECONDS - start)) s"
+    for script in tests/vm/[0-9]*.sh; do
+        run_e2e "$script" VM_PORT="${VM_PORT:-2822}"
+    done
+fi
+
 leftover=$(ls -d /var/tmp/nsjail-test.* 2>/dev/null)
 step "no sandbox directory left on the host" test -z "$leftover"
 echo "$passed passed, $failed failed"

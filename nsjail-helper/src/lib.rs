@@ -10,6 +10,7 @@ pub mod child;
 pub mod cli;
 pub mod dbus;
 pub mod idmap;
+pub mod limits;
 pub mod log;
 pub mod net;
 pub mod nsset;

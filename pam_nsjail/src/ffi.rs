@@ -48,6 +48,10 @@ pub struct SessionData {
     /// ` addr=A link=L` for a set with a private network (else empty),
     /// for the closing line.
     pub net_detail: String,
+    /// The set's holder (behind `pidfd`) and, when the policy sets
+    /// resource limits, the helper that moves the child under them.
+    pub holder_pid: i32,
+    pub limits_helper: Option<std::path::PathBuf>,
 }
 
 /// Stored under `DECIDED_KEY` when open_session placed nothing: what the

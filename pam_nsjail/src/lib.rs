@@ -188,6 +188,14 @@ fn child_join(pamh: &PamHandle, data: &SessionData, debug: bool) -> PamResultCod
             let pidfd = data.pidfd.take().ok_or_else(|| {
                 SetError::new("join", "no namespace set handle (pidfd) from open_session")
             })?;
+            if let Some(helper) = &data.limits_helper {
+                nsjail::limits::systemd::enter_limits(
+                    helper,
+                    data.holder_pid,
+                    pidfd.as_fd(),
+                    data.identity.uid,
+                )?;
+            }
             nsjail::nsset::join_and_drop(pidfd.as_fd(), data.join_flags, &data.identity)
         },
         |failure| {
@@ -378,6 +386,8 @@ fn open_session(pamh: &mut PamHandle, args: &ModuleArgs) -> PamResultCode {
             .as_ref()
             .map(|l| format!(" addr={} link={}", l.addr, l.ifname))
             .unwrap_or_default(),
+        holder_pid: opened.holder.id.pid,
+        limits_helper: opened.limited.then(|| args.helper.clone()),
         pidfd: Cell::new(Some(opened.holder.pidfd)),
         joined: Cell::new(false),
     };

@@ -131,6 +131,33 @@ pub fn warnings(config: &Config, path: &Path, etc: &Path) -> Vec<String> {
             .map(|l| format!("{}: {l}", path.display())),
     );
     out.extend(network_lines(config, path));
+    out.extend(limits_lines(config, path));
+    out
+}
+
+/// Isolating policies whose limits this host cannot enforce: their logins
+/// are refused (or, with on_error=allow, let in without the limits).
+fn limits_lines(config: &Config, path: &Path) -> Vec<String> {
+    let systemd = crate::nsset::systemd_booted();
+    let mut out = Vec::new();
+    let defaults = config
+        .defaults_isolate()
+        .then(|| ("[defaults]".to_owned(), config.default_settings()));
+    let entries = config
+        .policies()
+        .iter()
+        .filter(|p| p.isolate)
+        .map(|p| (format!("policy '{}'", p.name), &p.settings));
+    for (what, settings) in defaults.into_iter().chain(entries) {
+        if let Err(why) =
+            crate::limits::support(&settings.limits, systemd, Path::new("/sys/fs/cgroup"))
+        {
+            out.push(format!(
+                "{}: warning: {what}: {why}; its logins are refused (or, with on_error=allow, let in without limits)",
+                path.display()
+            ));
+        }
+    }
     out
 }
 

@@ -93,6 +93,7 @@ pub fn main(args: &[String]) -> CliResult {
     println!("  mqueue on /dev/mqueue if present, for the set's ipc namespace");
     println!("  all locked: they cannot be unmounted from inside");
     print_network(settings, &user);
+    print_limits(settings, &user);
     match session::plan(&user, settings, Path::new(paths::ETC)) {
         Ok(plan) => {
             let range = |r: Option<crate::subid::SubRange>| {
@@ -129,6 +130,32 @@ pub fn main(args: &[String]) -> CliResult {
         }
     }
     Ok(0)
+}
+
+/// The user's resource limits, and whether this host can enforce them.
+fn print_limits(settings: &crate::policy::Settings, user: &crate::user::UserInfo) {
+    let limits = &settings.limits;
+    if limits.is_empty() {
+        println!("limits:      none");
+        return;
+    }
+    println!(
+        "limits:      {limits} (for all of {}'s isolated processes together, every set and login)",
+        user.name
+    );
+    match crate::limits::support(
+        limits,
+        crate::nsset::systemd_booted(),
+        Path::new("/sys/fs/cgroup"),
+    ) {
+        Ok(()) => println!(
+            "  enforced by systemd: {} (sets' scopes inside, with Delegate=yes)",
+            crate::limits::systemd::slice_name(user.uid)
+        ),
+        Err(why) => println!(
+            "  NOT enforceable on this host: {why}; logins are refused (on_error=deny) or let in without limits (on_error=allow)"
+        ),
+    }
 }
 
 /// The set's network: what it is, its address, what it can reach.

@@ -65,6 +65,7 @@ pub fn main(args: &[String]) -> i32 {
         "enter" => sets::enter_main(rest),
         "stop" => sets::stop_main(rest),
         "audit" => audit::main(rest),
+        "__attach" => Ok(crate::limits::systemd::attach_main(rest)),
         "__create" => Ok(crate::nsset::SetSpec::from_args(rest)
             .map(|spec| crate::nsset::create_main(&spec))
             .unwrap_or_else(|e| {

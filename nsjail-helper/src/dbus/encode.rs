@@ -36,6 +36,10 @@ impl Enc {
         self.pad(4);
         self.buf.extend_from_slice(&v.to_le_bytes());
     }
+    pub(super) fn u64(&mut self, v: u64) {
+        self.pad(8);
+        self.buf.extend_from_slice(&v.to_le_bytes());
+    }
     pub(super) fn boolean(&mut self, v: bool) {
         self.u32(u32::from(v));
     }
@@ -192,6 +196,12 @@ pub(super) fn encode_start_transient_unit(
                 Ok(())
             })?;
         }
+        if scope.delegate {
+            b.property("Delegate", "b", |b| {
+                b.boolean(true);
+                Ok(())
+            })?;
+        }
         if !scope.part_of.is_empty() {
             b.property("PartOf", "as", |b| {
                 b.array(4, |b| {
@@ -204,7 +214,24 @@ pub(super) fn encode_start_transient_unit(
         }
         Ok(())
     })?;
-    b.array(8, |_| Ok(()))?; // aux: no auxiliary units
+    // aux: the scope's new slice, if any.
+    b.array(8, |b| {
+        if let Some(aux) = &scope.new_slice {
+            b.pad(8);
+            b.string(aux.name)?;
+            b.array(8, |b| {
+                b.property("Description", "s", |b| b.string(aux.description))?;
+                for &(key, value) in aux.properties {
+                    b.property(key, "t", |b| {
+                        b.u64(value);
+                        Ok(())
+                    })?;
+                }
+                Ok(())
+            })?;
+        }
+        Ok(())
+    })?;
     Ok(encode_call(&Call {
         // Never have the bus try to activate systemd: if it is not running
         // we want ServiceUnknown at once, not a spawned launch helper.
@@ -217,4 +244,92 @@ pub(super) fn encode_start_transient_unit(
         signature: "ssa(sv)a(sa(sv))",
         body: &b.buf,
     })?)
+}
+
+fn manager_call(
+    serial: u32,
+    member: &str,
+    signature: &str,
+    body: &[u8],
+) -> Result<Vec<u8>, TooLarge> {
+    encode_call(&Call {
+        flags: FLAG_NO_AUTO_START,
+        serial,
+        path: "/org/freedesktop/systemd1",
+        interface: "org.freedesktop.systemd1.Manager",
+        member,
+        destination: "org.freedesktop.systemd1",
+        signature,
+        body,
+    })
+}
+
+fn limit_properties(b: &mut Enc, properties: &[(&str, u64)]) -> Result<(), TooLarge> {
+    b.array(8, |b| {
+        for &(key, value) in properties {
+            b.property(key, "t", |b| {
+                b.u64(value);
+                Ok(())
+            })?;
+        }
+        Ok(())
+    })
+}
+
+pub(super) fn encode_set_unit_properties(
+    name: &str,
+    properties: &[(&str, u64)],
+    serial: u32,
+) -> Result<Vec<u8>, DbusError> {
+    if !valid_unit_name(name, "")
+        || properties
+            .iter()
+            .any(|(k, _)| !LIMIT_PROPERTIES.contains(k))
+    {
+        return Err(DbusError::InvalidRequest(
+            "SetUnitProperties: bad unit name or property",
+        ));
+    }
+    let mut b = Enc::default();
+    b.string(name)?;
+    b.boolean(true); // runtime: nothing persists across a reboot
+    limit_properties(&mut b, properties)?;
+    Ok(manager_call(
+        serial,
+        "SetUnitProperties",
+        "sba(sv)",
+        &b.buf,
+    )?)
+}
+
+pub(super) fn encode_attach_processes(
+    unit: &str,
+    pids: &[u32],
+    serial: u32,
+) -> Result<Vec<u8>, DbusError> {
+    if !valid_unit_name(unit, ".scope") {
+        return Err(DbusError::InvalidRequest(
+            "AttachProcessesToUnit: bad unit name",
+        ));
+    }
+    if pids.is_empty() || pids.iter().any(|&p| p == 0 || i32::try_from(p).is_err()) {
+        return Err(DbusError::InvalidRequest(
+            "PIDs must be in 1..=i32::MAX (0 would mean the caller)",
+        ));
+    }
+    let mut b = Enc::default();
+    b.string(unit)?;
+    b.string("")?; // the unit's own cgroup
+    b.array(4, |b| {
+        for &pid in pids {
+            b.u32(pid);
+        }
+        Ok(())
+    })?;
+    Ok(manager_call(
+        serial,
+        "AttachProcessesToUnit",
+        "ssau",
+        &b.buf,
+    )?)
 }

@@ -109,6 +109,25 @@ pub struct Scope<'a> {
     pub collect_inactive_or_failed: bool,
     /// `PartOf=`: units whose stop (or restart) stops this scope too.
     pub part_of: &'a [&'a str],
+    /// `Delegate=yes`: the scope's cgroup subtree is handed to its
+    /// creator, and systemd then accepts `AttachProcessesToUnit` into it.
+    pub delegate: bool,
+    /// A slice to create in the same transaction (the `aux` argument), for
+    /// a scope whose `slice` does not exist yet: a slice that systemd stops
+    /// when unneeded (`user-.slice.d` gives every `user-UID-*.slice`
+    /// `StopWhenUnneeded=yes`) would otherwise be stopped again before
+    /// the scope that needs it starts.
+    pub new_slice: Option<Slice<'a>>,
+}
+
+/// A transient slice and the `t`-typed cgroup properties it carries
+/// (`MemoryMax`, `TasksMax`, …; `u64::MAX` means "no limit"/"unset").
+#[derive(Clone, Copy, Debug)]
+pub struct Slice<'a> {
+    /// Unit name, ending in `.slice`; its parent is implied by the name.
+    pub name: &'a str,
+    pub description: &'a str,
+    pub properties: &'a [(&'a str, u64)],
 }
 
 /// Which step of the exchange failed, and why.
@@ -126,6 +145,8 @@ pub enum DbusError {
     Hello(Cause),
     /// The `StartTransientUnit` call failed.
     StartTransientUnit(Cause),
+    /// Another `org.freedesktop.systemd1.Manager` method failed.
+    Method(&'static str, Cause),
 }
 
 /// Why a step failed.
@@ -155,7 +176,8 @@ impl DbusError {
     pub fn error_name(&self) -> Option<&str> {
         match self {
             DbusError::Hello(Cause::Remote { name, .. })
-            | DbusError::StartTransientUnit(Cause::Remote { name, .. }) => Some(name),
+            | DbusError::StartTransientUnit(Cause::Remote { name, .. })
+            | DbusError::Method(_, Cause::Remote { name, .. }) => Some(name),
             _ => None,
         }
     }
@@ -170,6 +192,7 @@ impl DbusError {
             DbusError::Authenticate(Cause::TimedOut)
                 | DbusError::Hello(Cause::TimedOut)
                 | DbusError::StartTransientUnit(Cause::TimedOut)
+                | DbusError::Method(_, Cause::TimedOut)
         )
     }
 }
@@ -191,6 +214,7 @@ impl fmt::Display for DbusError {
             DbusError::Authenticate(cause) => write!(f, "authenticate: {cause}"),
             DbusError::Hello(cause) => write!(f, "Hello: {cause}"),
             DbusError::StartTransientUnit(cause) => write!(f, "StartTransientUnit: {cause}"),
+            DbusError::Method(method, cause) => write!(f, "{method}: {cause}"),
         }
     }
 }
@@ -201,7 +225,8 @@ impl std::error::Error for DbusError {
             DbusError::Connect { source, .. }
             | DbusError::Authenticate(Cause::Io(source))
             | DbusError::Hello(Cause::Io(source))
-            | DbusError::StartTransientUnit(Cause::Io(source)) => Some(source),
+            | DbusError::StartTransientUnit(Cause::Io(source))
+            | DbusError::Method(_, Cause::Io(source)) => Some(source),
             _ => None,
         }
     }
@@ -418,6 +443,87 @@ fn exchange<T: Transport>(
     }
 }
 
+/// Sets `properties` on the existing unit `name` (`SetUnitProperties`,
+/// runtime only), so a changed policy applies at the next login.
+pub fn set_unit_properties(
+    socket: &Path,
+    name: &str,
+    properties: &[(&str, u64)],
+    timeout: Duration,
+) -> Result<(), DbusError> {
+    let deadline = Instant::now()
+        .checked_add(timeout)
+        .ok_or(DbusError::InvalidRequest("timeout too large"))?;
+    let set = encode_set_unit_properties(name, properties, SERIAL_START)?;
+    call_on_socket(socket, &set, deadline, "SetUnitProperties", "")
+}
+
+/// Moves `pids` into the cgroup of the running, delegated unit `unit`
+/// (`AttachProcessesToUnit(unit, "", pids)`). systemd does the move
+/// before it answers.
+pub fn attach_processes(
+    socket: &Path,
+    unit: &str,
+    pids: &[u32],
+    timeout: Duration,
+) -> Result<(), DbusError> {
+    let deadline = Instant::now()
+        .checked_add(timeout)
+        .ok_or(DbusError::InvalidRequest("timeout too large"))?;
+    let call = encode_attach_processes(unit, pids, SERIAL_START)?;
+    call_on_socket(socket, &call, deadline, "AttachProcessesToUnit", "")
+}
+
+/// Connect, authenticate, Hello, then one already encoded `call` whose
+/// reply must have signature `expect` (its body is not needed).
+fn call_on_socket(
+    socket: &Path,
+    call: &[u8],
+    deadline: Instant,
+    method: &'static str,
+    expect: &'static str,
+) -> Result<(), DbusError> {
+    let mut stream = UnixStream::connect(socket).map_err(|source| DbusError::Connect {
+        socket: socket.to_path_buf(),
+        source,
+    })?;
+    let euid = nix::unistd::geteuid().as_raw();
+    call_on(&mut stream, euid, call, deadline, method, expect)
+}
+
+/// [`call_on_socket`] over an already connected transport.
+pub(crate) fn call_on<T: Transport>(
+    io: &mut T,
+    euid: u32,
+    call: &[u8],
+    deadline: Instant,
+    method: &'static str,
+    expect: &'static str,
+) -> Result<(), DbusError> {
+    let hello = encode_hello(SERIAL_HELLO)?;
+    let mut wire = Wire {
+        io,
+        deadline,
+        buf: Vec::new(),
+    };
+    authenticate(&mut wire, euid).map_err(DbusError::Authenticate)?;
+    wire.send(&hello).map_err(DbusError::Hello)?;
+    match wire.await_reply(SERIAL_HELLO).map_err(DbusError::Hello)? {
+        Reply::Return(_) => {}
+        Reply::Error(cause) => return Err(DbusError::Hello(cause)),
+    }
+    let fail = |c| DbusError::Method(method, c);
+    wire.send(call).map_err(fail)?;
+    match wire.await_reply(SERIAL_START).map_err(fail)? {
+        Reply::Return(msg) if msg.header.signature == expect => Ok(()),
+        Reply::Return(msg) => Err(fail(protocol(format!(
+            "reply has signature '{}', expected '{expect}'",
+            msg.header.signature
+        )))),
+        Reply::Error(cause) => Err(fail(cause)),
+    }
+}
+
 // Validation of the request.
 
 /// systemd's unit-name characters (`VALID_CHARS` plus `@` for instances).
@@ -469,8 +575,45 @@ fn validate(scope: &Scope<'_>) -> Result<(), DbusError> {
             return Err(DbusError::InvalidRequest("kill signal must be in 1..=64"));
         }
     }
+    if let Some(aux) = &scope.new_slice {
+        validate_slice(aux)?;
+        if scope.slice != Some(aux.name) {
+            return Err(DbusError::InvalidRequest(
+                "a new slice must be the scope's own slice",
+            ));
+        }
+    }
     Ok(())
 }
+
+fn validate_slice(slice: &Slice<'_>) -> Result<(), DbusError> {
+    if !valid_unit_name(slice.name, ".slice") {
+        return Err(DbusError::InvalidRequest(
+            "slice name must be systemd unit-name characters ending in .slice",
+        ));
+    }
+    if slice.description.contains('\0') {
+        return Err(DbusError::InvalidRequest("description contains a NUL byte"));
+    }
+    if slice
+        .properties
+        .iter()
+        .any(|(k, _)| !LIMIT_PROPERTIES.contains(k))
+    {
+        return Err(DbusError::InvalidRequest("unknown slice property"));
+    }
+    Ok(())
+}
+
+/// The `t`-typed cgroup properties a [`Slice`] may carry.
+pub const LIMIT_PROPERTIES: [&str; 6] = [
+    "MemoryMax",
+    "MemoryHigh",
+    "TasksMax",
+    "CPUQuotaPerSecUSec",
+    "CPUWeight",
+    "IOWeight",
+];
 
 mod decode;
 mod encode;

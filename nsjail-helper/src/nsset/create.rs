@@ -129,11 +129,24 @@ fn create(spec: &SetSpec) -> Result<PendingHolder, SetError> {
 
     // 1b. On a systemd host, a scope of our own, before anything else: the
     //     holder forked below is born in it (see unit.rs).
+    //     With limits, the scope is the user's limited one, or there is no
+    //     set at all: a set outside it would be unlimited.
     let unit = if unit::systemd_booted() {
-        match unit::move_into_own_scope(spec.owner.uid) {
+        match unit::move_into_own_scope(spec.owner.uid, &spec.limits) {
             Ok(name) => UnitPlacement::Own(name),
+            Err(why) if !spec.limits.is_empty() => {
+                return Err(SetError::new(
+                    "place the set under its resource limits",
+                    why,
+                ))
+            }
             Err(why) => UnitPlacement::Failed(why),
         }
+    } else if !spec.limits.is_empty() {
+        return Err(SetError::new(
+            "place the set under its resource limits",
+            "this host does not run systemd",
+        ));
     } else {
         UnitPlacement::NoSystemd
     };

@@ -49,6 +49,7 @@ pub use lifetime::enlist_opener;
 pub use ptys::adopt_set_ptys;
 pub use spawn::{ExecHelper, SetCreator, Spawned, H0};
 pub use unit::cgroup_namespace_hides;
+pub use unit::systemd_booted;
 
 /// Everything H0 needs to build a set; passed on the helper's command line.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -78,6 +79,9 @@ pub struct SetSpec {
     pub ipc: IpcLimits,
     /// ptys of the set's own devpts instance (see `ptys.rs`).
     pub max_ptys: u32,
+    /// The user's resource limits: H0 puts the set's scope in the user's
+    /// limited slice (`limits/`). Empty: the scope stays in `user-UID.slice`.
+    pub limits: crate::limits::Limits,
 }
 
 /// The SysV IPC limits of a set's ipc namespace (the kernel's own are
@@ -163,6 +167,7 @@ impl SetSpec {
                 objects: settings.bounds.ipc_objects,
             },
             max_ptys: settings.bounds.max_ptys,
+            limits: settings.limits,
         }
     }
 

@@ -27,6 +27,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::dbus::{self, Scope};
+use crate::limits::Limits;
 
 /// How long H0 waits for systemd, with the user's lock held by the caller.
 const BUS_TIMEOUT: Duration = Duration::from_secs(3);
@@ -34,7 +35,7 @@ const BUS_TIMEOUT: Duration = Duration::from_secs(3);
 const MOVE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Whether this host runs systemd (as `sd_booted(3)` tells).
-pub(super) fn systemd_booted() -> bool {
+pub fn systemd_booted() -> bool {
     Path::new("/run/systemd/system").is_dir()
 }
 
@@ -62,35 +63,106 @@ pub(super) fn unit_name(uid: u32, h0_pid: u32) -> String {
 /// Moves this process (H0) into a new scope in `user-UID.slice`; returns
 /// the scope's name, or why it could not (the set then stays in the
 /// caller's scope and the login says so).
-pub(super) fn move_into_own_scope(uid: u32) -> Result<String, String> {
+///
+/// With `limits`, the scope goes into the user's limited slice
+/// `user-UID-nsjail.slice` (created or updated first) with `Delegate=yes`,
+/// so that each login's session child can be moved in (`limits/`).
+pub(super) fn move_into_own_scope(uid: u32, limits: &Limits) -> Result<String, String> {
     let pid = std::process::id();
     let name = unit_name(uid, pid);
-    let slice = format!("user-{uid}.slice");
+    let slice = if limits.is_empty() {
+        format!("user-{uid}.slice")
+    } else {
+        crate::limits::systemd::slice_name(uid)
+    };
     let runtime_dir = format!("user-runtime-dir@{uid}.service");
     let description = format!("pam_nsjail namespace set of uid {uid}");
+    let slice_description = crate::limits::systemd::slice_description(uid, limits);
+    let slice_properties = crate::limits::systemd::properties(limits);
+    // With limits: update the user's slice if another set keeps it, or
+    // create it together with this scope. Once more if systemd was just
+    // stopping it (its last set ended meanwhile).
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let new_slice =
+            if limits.is_empty() || crate::limits::systemd::update_user_slice(uid, limits)? {
+                None
+            } else {
+                Some(dbus::Slice {
+                    name: &slice,
+                    description: &slice_description,
+                    properties: &slice_properties,
+                })
+            };
+        match start_scope(
+            &name,
+            &slice,
+            &description,
+            pid,
+            &runtime_dir,
+            limits,
+            new_slice,
+        ) {
+            Err(e) if attempt < 3 && !limits.is_empty() && retryable(&e) => continue,
+            other => other.map_err(|e| format!("systemd: {e}"))?,
+        }
+        break;
+    }
+    wait_until_moved(&name)?;
+    Ok(name)
+}
+
+/// A transaction that lost a race with the user's slice coming or going.
+fn retryable(e: &dbus::DbusError) -> bool {
+    matches!(
+        e.error_name(),
+        Some(
+            "org.freedesktop.systemd1.UnitExists"
+                | "org.freedesktop.systemd1.TransactionIsDestructive"
+        )
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn start_scope(
+    name: &str,
+    slice: &str,
+    description: &str,
+    pid: u32,
+    runtime_dir: &str,
+    limits: &Limits,
+    new_slice: Option<dbus::Slice<'_>>,
+) -> Result<(), dbus::DbusError> {
     dbus::start_transient_scope(
         Path::new(dbus::SYSTEM_BUS_SOCKET),
         &Scope {
-            name: &name,
-            slice: Some(&slice),
-            description: &description,
+            name,
+            slice: Some(slice),
+            description,
             pids: &[pid],
             kill_signal: Some(libc::SIGKILL),
             send_sigkill: None,
             collect_inactive_or_failed: true,
-            part_of: &[runtime_dir.as_str()],
+            part_of: &[runtime_dir],
+            delegate: !limits.is_empty(),
+            new_slice,
         },
         BUS_TIMEOUT,
     )
-    .map_err(|e| format!("systemd: {e}"))?;
+    .map(|_job| ())
+}
+
+/// systemd answers the start before the move: wait for it.
+fn wait_until_moved(name: &str) -> Result<(), String> {
     // systemd answers once the start job is queued; the move follows.
     let deadline = Instant::now() + MOVE_TIMEOUT;
     loop {
         if in_unit(
             &fs::read_to_string("/proc/self/cgroup").unwrap_or_default(),
-            &name,
+            name,
         ) {
-            return Ok(name);
+            return Ok(());
         }
         if Instant::now() >= deadline {
             return Err(format!(

@@ -81,6 +81,9 @@ impl SetSpec {
         args.extend(["--ipc-shm-max".into(), self.ipc.shm_max.clone().into()]);
         args.extend(["--ipc-objects".into(), self.ipc.objects.to_string().into()]);
         args.extend(["--max-ptys".into(), self.max_ptys.to_string().into()]);
+        if !self.limits.is_empty() {
+            args.extend(["--limits".into(), self.limits.to_arg().into()]);
+        }
         args
     }
 
@@ -109,6 +112,7 @@ impl SetSpec {
             end_with_openers: false,
             ipc: super::IpcLimits::default(),
             max_ptys: crate::policy::DEFAULT_MAX_PTYS,
+            limits: crate::limits::Limits::default(),
         };
         let mut allow_host = Vec::new();
         let mut it = args.iter();
@@ -161,6 +165,10 @@ impl SetSpec {
                         .ok()
                         .filter(|n| (1..=crate::policy::MAX_PTYS_LIMIT).contains(n))
                         .ok_or_else(|| format!("bad {arg}"))?;
+                }
+                "--limits" => {
+                    spec.limits = crate::limits::Limits::from_arg(value()?)
+                        .map_err(|e| format!("--limits: {e}"))?
                 }
                 other => return Err(format!("unknown argument {other}")),
             }
@@ -401,6 +409,12 @@ mod tests {
                 objects: 32,
             },
             max_ptys: 16,
+            limits: crate::limits::Limits {
+                memory_max: Some(64 << 20),
+                tasks_max: Some(32),
+                cpu_quota: Some(150),
+                ..Default::default()
+            },
         };
         let args: Vec<String> = spec.to_args()[1..]
             .iter()

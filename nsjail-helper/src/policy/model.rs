@@ -242,6 +242,8 @@ pub struct Settings {
     pub net_config: NetConfig,
     /// Per-set and per-user bounds on shared pools.
     pub bounds: Bounds,
+    /// Per-user resource limits (`limits/`); empty: none.
+    pub limits: crate::limits::Limits,
 }
 
 impl Settings {
@@ -282,6 +284,7 @@ impl Default for Settings {
             network: Network::Host,
             net_config: NetConfig::default(),
             bounds: Bounds::default(),
+            limits: crate::limits::Limits::default(),
         }
     }
 }

@@ -13,6 +13,7 @@ use super::model::{
     Bounds, Config, Namespace, NetConfig, Network, OnLogout, PolicyEntry, Propagation, Settings,
     Share, SubidMode, MAX_IPC_OBJECTS, MAX_PTYS_LIMIT, MAX_SETS_LIMIT,
 };
+use crate::limits::{self, Limits};
 
 /// Most `private_tmp` entries per policy.
 pub const MAX_PRIVATE_TMP: usize = 16;
@@ -63,6 +64,12 @@ struct RawPolicy {
     max_ptys: Option<Spanned<i64>>,
     ipc_shm_max: Option<Spanned<String>>,
     ipc_objects: Option<Spanned<i64>>,
+    memory_max: Option<Spanned<String>>,
+    memory_high: Option<Spanned<String>>,
+    tasks_max: Option<Spanned<i64>>,
+    cpu_quota: Option<Spanned<String>>,
+    cpu_weight: Option<Spanned<i64>>,
+    io_weight: Option<Spanned<i64>>,
 }
 
 /// Parses and validates policy text; `path` is only used in messages.
@@ -315,6 +322,104 @@ impl Validator<'_> {
                 OnLogout::choices,
                 base.on_logout,
             ),
+            limits: self.limits(raw, &base.limits),
+        }
+    }
+
+    /// The resource limits of `raw`, each unset key inherited from `base`.
+    fn limits(&mut self, raw: &RawPolicy, base: &Limits) -> Limits {
+        let mut text = |key: &str,
+                        v: &Option<Spanned<String>>,
+                        parse: fn(&str) -> Result<u64, String>,
+                        inherited: Option<u64>| match v {
+            None => inherited,
+            Some(v) => match parse(v.get_ref()) {
+                Ok(n) => Some(n),
+                Err(why) => {
+                    self.error(v.span(), format!("invalid {key} {:?}: {why}", v.get_ref()));
+                    None
+                }
+            },
+        };
+        let memory_max = text(
+            "memory_max",
+            &raw.memory_max,
+            limits::parse_memory,
+            base.memory_max,
+        );
+        let memory_high = text(
+            "memory_high",
+            &raw.memory_high,
+            limits::parse_memory,
+            base.memory_high,
+        );
+        let cpu_quota = text(
+            "cpu_quota",
+            &raw.cpu_quota,
+            limits::parse_cpu_quota,
+            base.cpu_quota,
+        );
+        let mut number = |key: &str,
+                          v: &Option<Spanned<i64>>,
+                          ok: fn(u64) -> Result<(), String>,
+                          inherited: Option<u64>| match v {
+            None => inherited,
+            Some(v) => match u64::try_from(*v.get_ref())
+                .map_err(|_| "must not be negative".to_owned())
+                .and_then(|n| ok(n).map(|()| n))
+            {
+                Ok(n) => Some(n),
+                Err(why) => {
+                    self.error(v.span(), format!("invalid {key} {}: {why}", v.get_ref()));
+                    None
+                }
+            },
+        };
+        let tasks_max = number(
+            "tasks_max",
+            &raw.tasks_max,
+            limits::tasks_ok,
+            base.tasks_max,
+        );
+        let cpu_weight = number(
+            "cpu_weight",
+            &raw.cpu_weight,
+            limits::weight_ok,
+            base.cpu_weight,
+        );
+        let io_weight = number(
+            "io_weight",
+            &raw.io_weight,
+            limits::weight_ok,
+            base.io_weight,
+        );
+        if let (Some(high), Some(max)) = (memory_high, memory_max) {
+            if high > max {
+                // Point at whichever of the two this table sets.
+                if let Some(span) = raw
+                    .memory_high
+                    .as_ref()
+                    .or(raw.memory_max.as_ref())
+                    .map(Spanned::span)
+                {
+                    self.error(
+                        span,
+                        format!(
+                            "memory_high ({}) is above memory_max ({}): it would never apply",
+                            limits::show_bytes(high),
+                            limits::show_bytes(max)
+                        ),
+                    );
+                }
+            }
+        }
+        Limits {
+            memory_max,
+            memory_high,
+            tasks_max,
+            cpu_quota,
+            cpu_weight,
+            io_weight,
         }
     }
 

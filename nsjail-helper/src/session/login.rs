@@ -10,6 +10,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use super::{open, OpenRequest, Opened};
+use crate::limits::Limits;
 use crate::log::Level;
 use crate::nsset::{ExecHelper, SetCreator, UnitPlacement};
 use crate::paths;
@@ -117,6 +118,14 @@ pub trait Host {
     fn etc(&self) -> &Path;
     fn creator(&self) -> &dyn SetCreator;
     fn registry(&self) -> io::Result<Registry>;
+    /// Why this host cannot enforce `limits`, if it cannot.
+    fn limits_support(&self, limits: &Limits) -> Result<(), String> {
+        crate::limits::support(
+            limits,
+            crate::nsset::systemd_booted(),
+            Path::new("/sys/fs/cgroup"),
+        )
+    }
 }
 
 /// The real system: NSS, `/etc`, the registry under `/run/pam_nsjail`,
@@ -172,6 +181,9 @@ pub struct Placement {
     pub policy: String,
     pub reason: MatchReason,
     pub opened: Opened,
+    /// The policy sets limits this host cannot enforce, and `on_error=allow`
+    /// let the login in without them: why.
+    pub limits_unenforced: Option<String>,
 }
 
 /// How a login ends up.
@@ -300,6 +312,13 @@ impl Outcome {
                     level = Level::Warning;
                     detail.push_str(&format!(" warning=\"{}\"", note.replace('"', "'")));
                 }
+                if let Some(why) = &p.limits_unenforced {
+                    level = Level::Err;
+                    detail.push_str(&format!(
+                        " limits=unenforced error=\"{}\" reason=\"on_error=allow\"",
+                        why.replace('"', "'")
+                    ));
+                }
                 if req.app == App::Pamtester {
                     detail.push_str(
                         " note=\"pamtester: set opened and released, nothing runs in it\"",
@@ -314,6 +333,8 @@ impl Outcome {
 /// Who the login is for and what the policy says, before anything is
 /// created: either the final outcome (root, exempt, broken policy), or the
 /// user and the isolating decision.
+// Built once per login and matched at once: boxing would buy nothing.
+#[allow(clippy::large_enum_variant)]
 enum Decided {
     Final(Outcome),
     Isolate { user: UserInfo, decision: Decision },
@@ -435,6 +456,23 @@ pub fn login(host: &dyn Host, req: &LoginRequest<'_>) -> Outcome {
             "pam_nsjail must run as root to isolate a session",
         );
     }
+    // Limits the host cannot enforce: never silently unlimited.
+    let mut settings = settings.clone();
+    let mut limits_unenforced = None;
+    if let Err(why) = host.limits_support(&settings.limits) {
+        if req.on_error == OnError::Deny {
+            return Outcome::Refused {
+                policy: decision.policy,
+                step: Some("limits"),
+                error: why,
+                reason: Some("on_error=deny".into()),
+                load_error: None,
+            };
+        }
+        settings.limits = Limits::default();
+        limits_unenforced = Some(why);
+    }
+    let settings = &settings;
     let reg = match host.registry() {
         Ok(r) => r,
         Err(e) => {
@@ -466,6 +504,7 @@ pub fn login(host: &dyn Host, req: &LoginRequest<'_>) -> Outcome {
         policy: decision.policy,
         reason: decision.reason,
         opened,
+        limits_unenforced,
     }))
 }
 

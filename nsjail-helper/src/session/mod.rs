@@ -159,6 +159,9 @@ pub struct Opened {
     pub notes: Vec<String>,
     /// The set's private network (address, host link), if it has one.
     pub lease: Option<crate::net::Lease>,
+    /// The policy's resource limits apply: the process that joins must
+    /// first be moved under them (`limits::systemd::enter_limits`).
+    pub limited: bool,
 }
 
 impl Opened {
@@ -236,6 +239,7 @@ pub fn open(reg: &Registry, req: &OpenRequest<'_>) -> Result<Opened, SessionErro
                     unit: nsset::UnitPlacement::NoSystemd,
                     notes,
                     lease: rec.lease.clone(),
+                    limited: !req.settings.limits.is_empty(),
                 });
             }
             // The holder died or its pid now belongs to someone else: the
@@ -359,6 +363,7 @@ fn create(reg: &Registry, req: &OpenRequest<'_>) -> Result<Opened, SessionError>
         unit,
         notes: reg.take_notes(),
         lease,
+        limited: !req.settings.limits.is_empty(),
     })
 }
 

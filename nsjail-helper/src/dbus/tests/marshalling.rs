@@ -26,6 +26,8 @@ fn minimal_call_is_byte_identical_to_busctl() {
         kill_signal: None,
         send_sigkill: None,
         collect_inactive_or_failed: false,
+        delegate: false,
+        new_slice: None,
         part_of: &[],
     };
     let got = encode_start_transient_unit(&scope, 2).unwrap();

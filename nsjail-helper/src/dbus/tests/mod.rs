@@ -225,6 +225,8 @@ fn full_scope() -> Scope<'static> {
         kill_signal: Some(15),
         send_sigkill: Some(true),
         collect_inactive_or_failed: true,
+        delegate: false,
+        new_slice: None,
         part_of: &[],
     }
 }

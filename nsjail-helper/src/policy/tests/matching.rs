@@ -221,6 +221,7 @@ on_logout = "kill"
             network: Network::Host,
             net_config: NetConfig::default(),
             bounds: Bounds::default(),
+            limits: Default::default(),
         }
     );
     let own = &c.policies()[1];
@@ -245,6 +246,7 @@ on_logout = "kill"
             network: Network::Loopback,
             net_config: NetConfig::default(),
             bounds: Bounds::default(),
+            limits: Default::default(),
         }
     );
     // [defaults] itself does not isolate unless it says so.

@@ -616,3 +616,79 @@ fn bounds_are_checked_with_positions() {
         "/p.toml:2:15: invalid ipc_objects 0",
     );
 }
+
+// ---- resource limits -------------------------------------------------
+
+#[test]
+fn limits_parse_and_inherit_key_by_key() {
+    let c = cfg(
+        "[defaults]\nmemory_max = \"4G\"\ntasks_max = 1024\ncpu_weight = 50\n\
+         [[policy]]\nname = \"p\"\ngroups = [\"g\"]\nmemory_max = \"512m\"\ncpu_quota = \"200%\"\n\
+         memory_high = \"384M\"\nio_weight = 10000\n",
+    );
+    let l = c.policies()[0].settings.limits;
+    assert_eq!(l.memory_max, Some(512 << 20));
+    assert_eq!(l.memory_high, Some(384 << 20));
+    assert_eq!(l.tasks_max, Some(1024));
+    assert_eq!(l.cpu_quota, Some(200));
+    assert_eq!(l.cpu_weight, Some(50));
+    assert_eq!(l.io_weight, Some(10000));
+    assert_eq!(c.default_settings().limits.memory_max, Some(4 << 30));
+    assert!(cfg(&with("")).policies()[0].settings.limits.is_empty());
+}
+
+#[test]
+fn nonsense_limits_are_refused_with_their_position() {
+    for (line, col, want) in [
+        (
+            "memory_max = \"4GB\"",
+            14,
+            "invalid memory_max \"4GB\": expected a size",
+        ),
+        (
+            "memory_max = \"1M\"",
+            14,
+            "invalid memory_max \"1M\": 1M is too small",
+        ),
+        (
+            "memory_high = \"\"",
+            15,
+            "invalid memory_high \"\": expected a size",
+        ),
+        ("tasks_max = 0", 13, "invalid tasks_max 0: 0 is too small"),
+        (
+            "tasks_max = -5",
+            13,
+            "invalid tasks_max -5: must not be negative",
+        ),
+        (
+            "cpu_quota = \"200\"",
+            13,
+            "invalid cpu_quota \"200\": expected a percentage",
+        ),
+        ("cpu_quota = \"0%\"", 13, "invalid cpu_quota \"0%\""),
+        (
+            "cpu_weight = 0",
+            14,
+            "invalid cpu_weight 0: 0 is outside 1..=10000",
+        ),
+        (
+            "io_weight = 10001",
+            13,
+            "invalid io_weight 10001: 10001 is outside 1..=10000",
+        ),
+    ] {
+        let e = errs(&with(line));
+        assert_eq!(e.len(), 1, "{line}: {e:?}");
+        let prefix = format!("/p.toml:4:{col}: {want}");
+        assert!(e[0].starts_with(&prefix), "{line}: {}", e[0]);
+    }
+    let e = errs(&with("memory_max = \"1G\"\nmemory_high = \"2G\""));
+    assert!(
+        e[0].starts_with("/p.toml:5:15: memory_high (2G) is above memory_max (1G)"),
+        "{}",
+        e[0]
+    );
+    // A type error is TOML's, still positioned.
+    first_err_starts(&with("tasks_max = \"many\""), "/p.toml:4:13: ");
+}
