@@ -30,6 +30,10 @@ const SIG_SETMASK: usize = 2;
 const WNOHANG: usize = 1;
 const SIGSET_BYTES: usize = 8;
 const SIGTERM: i32 = 15;
+/// From outside (like SIGTERM): stop watching the openers and hold until
+/// `close` or `stop` ends the set. Root sends it when it could not hand
+/// a joining login's opener over (src/session/mod.rs).
+const SIGUSR1: i32 = 10;
 const SYS_CLOSE: usize = 3;
 const SYS_POLL: usize = 7;
 const SYS_RECVMSG: usize = 47;
@@ -195,7 +199,20 @@ unsafe fn hold_while_openers_live(all: &u64, info: *mut [i32; 32]) {
         let mut overflow = false;
         loop {
             while syscall4(SYS_WAIT4, usize::MAX, 0, WNOHANG, 0) > 0 {}
-            while take_signal(all, info, ZERO_TIMEOUT.as_ptr() as usize) > 0 {}
+            loop {
+                let sig = take_signal(all, info, ZERO_TIMEOUT.as_ptr() as usize);
+                if sig <= 0 {
+                    break;
+                }
+                let code = core::ptr::read_volatile(&raw const (*info)[2]);
+                let pid = core::ptr::read_volatile(&raw const (*info)[4]);
+                if sig == SIGUSR1 as isize && pid == 0 && (code == SI_USER || code == SI_KERNEL) {
+                    // A login holds the set that we could not be told
+                    // of: ending with the openers we know could end it
+                    // under that login. Hold as without the channel.
+                    return;
+                }
+            }
             loop {
                 let fd = receive_opener();
                 if fd == -1 {

@@ -178,7 +178,11 @@ fn start(
         prog.exec()
     })?;
     if let Some(own) = own_pid_ns {
-        setns(&own, CloneFlags::CLONE_NEWPID)?;
+        // Best effort: root of a user namespace below the one owning our
+        // pid namespace may not come back (EPERM); its later children
+        // (only a private network's teardown tools) then fail to start,
+        // and the next login or `list` sweeps instead.
+        let _ = setns(&own, CloneFlags::CLONE_NEWPID);
     }
     drop(h0);
     plumbing.relay(pid, &signals)

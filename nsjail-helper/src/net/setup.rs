@@ -124,30 +124,28 @@ fn host_side(
     // Entries of an earlier set with this address must not carry over.
     flush_conntrack(addr);
     let peer_ns = format!("/proc/{}/fd/{}", std::process::id(), set_ns.as_raw_fd());
-    tools::run(
-        "ip",
-        &[
-            "link", "add", &ifname, "type", "veth", "peer", "name", SET_IFNAME, "netns", &peer_ns,
-        ],
-        "",
-    )
-    .map_err(err("create the link"))?;
-    // Before the link is up: no IPv6 (not even link-local) towards the
-    // set, and loopback destinations allowed for the resolver's DNAT only
-    // (the host table drops everything else to the host).
-    sysctl(&ifname, "ipv6", "disable_ipv6", "1")?;
-    if resolver.is_some() {
-        sysctl(&ifname, "ipv4", "route_localnet", "1")?;
-    }
     let gw = spec.pool.gateway();
+    // One batch. The host end comes up without carrier (the set's end is
+    // still down), so it has no IPv6 address yet when the sysctls below
+    // switch IPv6 off, before the set's end ever comes up.
     tools::run(
         "ip",
         &["-batch", "-"],
         &format!(
-            "address add {gw}/32 dev {ifname}\nlink set {ifname} up\nroute add {addr}/32 dev {ifname}\n"
+            "link add {ifname} type veth peer name {SET_IFNAME} netns {peer_ns}\n\
+             address add {gw}/32 dev {ifname}\n\
+             link set {ifname} up\n\
+             route add {addr}/32 dev {ifname}\n"
         ),
     )
-    .map_err(err("configure the host end of the link"))?;
+    .map_err(err("create the link"))?;
+    // No IPv6 (not even link-local) towards the set, and loopback
+    // destinations allowed for the resolver's DNAT only (the host table
+    // drops everything else to the host).
+    sysctl(&ifname, "ipv6", "disable_ipv6", "1")?;
+    if resolver.is_some() {
+        sysctl(&ifname, "ipv4", "route_localnet", "1")?;
+    }
     Ok(Lease { addr, ifname })
 }
 
@@ -202,8 +200,18 @@ fn ensure_forwarding(reg: &Registry) -> Result<bool, SetError> {
     Ok(marker.exists())
 }
 
-/// The indices of the private-network links that exist now.
+/// The indices of the private-network links that exist now, in this
+/// process's network namespace: from /proc/self/net/dev (a plain read,
+/// cheap with thousands of links, unlike a netlink dump of all of them),
+/// else through if_nameindex.
 pub fn live_indices() -> Vec<u32> {
+    if let Ok(text) = fs::read_to_string("/proc/self/net/dev") {
+        return text
+            .lines()
+            .skip(2)
+            .filter_map(|l| veth_index(l.split(':').next()?.trim()))
+            .collect();
+    }
     nix::net::if_::if_nameindex()
         .map(|ifs| {
             ifs.iter()

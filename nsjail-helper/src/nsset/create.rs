@@ -180,12 +180,6 @@ fn create(spec: &SetSpec) -> Result<PendingHolder, SetError> {
     unshare(flags).map_err(step_err("unshare mount/ipc namespaces"))?;
     failpoint("h0-after-unshare");
 
-    // 2b. SysV IPC limits of the new ipc namespace, before any process of
-    //     the user can be in it: the kernel's defaults let one set pin
-    //     all of RAM in segments that outlive their processes. These
-    //     files act on the writer's ipc namespace, which is now the set's.
-    write_ipc_limits(&spec.ipc)?;
-
     // 3. Stop our mounts from propagating back to the host; with "slave"
     //    the admin's later host mounts still appear inside.
     let prop = match spec.propagation {
@@ -200,6 +194,12 @@ fn create(spec: &SetSpec) -> Result<PendingHolder, SetError> {
         None::<&str>,
     )
     .map_err(step_err("make / rslave"))?;
+
+    // 3b. SysV IPC limits of the new ipc namespace, before any process of
+    //     the user can be in it: the kernel's defaults let one set pin
+    //     all of RAM in segments that outlive their processes. These
+    //     files act on the writer's ipc namespace, which is now the set's.
+    write_ipc_limits(&spec.ipc)?;
 
     // 3b. Login records (utmp, wtmp, btmp, lastlog): read-only copies
     //     with only the user's own records (and the system's), so nobody
@@ -334,16 +334,32 @@ fn write_ipc_limits(ipc: &super::IpcLimits) -> Result<(), SetError> {
         .flatten()
         .and_then(|p| u64::try_from(p).ok())
         .unwrap_or(4096);
-    for (name, value) in ipc.sysctls(ram, page) {
-        let path = Path::new("/proc/sys/kernel").join(name);
-        fs::write(&path, &value).map_err(|e| {
-            SetError::new(
-                "set SysV IPC limits",
-                format!("write {value:?} to {}: {e}", path.display()),
-            )
-        })?;
+    let write_all = || -> Result<(), (io::Error, String)> {
+        for (name, value) in ipc.sysctls(ram, page) {
+            let path = Path::new("/proc/sys/kernel").join(name);
+            fs::write(&path, &value)
+                .map_err(|e| (e, format!("write {value:?} to {}", path.display())))?;
+        }
+        Ok(())
+    };
+    match write_all() {
+        // A container (systemd-nspawn) mounts /proc/sys read-only: write
+        // through a procfs of our own instead, in our own (already slave)
+        // mount namespace, and take it away again at once, so the set's
+        // layout is what it would have been.
+        Err((e, _)) if e.raw_os_error() == Some(libc::EROFS) => {
+            let hidden = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+            mount(Some("proc"), "/proc", Some("proc"), hidden, None::<&str>)
+                .map_err(step_err("mount proc to set SysV IPC limits"))?;
+            let written = write_all();
+            nix::mount::umount2("/proc", nix::mount::MntFlags::MNT_DETACH)
+                .map_err(step_err("unmount the proc used for SysV IPC limits"))?;
+            written
+                .map_err(|(e, what)| SetError::new("set SysV IPC limits", format!("{what}: {e}")))
+        }
+        Err((e, what)) => Err(SetError::new("set SysV IPC limits", format!("{what}: {e}"))),
+        Ok(()) => Ok(()),
     }
-    Ok(())
 }
 
 /// Mounts a fresh tmpfs on `dir`, reached through an fd opened without

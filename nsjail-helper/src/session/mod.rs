@@ -225,8 +225,22 @@ pub fn open(reg: &Registry, req: &OpenRequest<'_>) -> Result<Opened, SessionErro
                     // Without it the set still ends at the last close,
                     // but not if this login ends without one.
                     if let Err(e) = req.creator.enlist(&holder, req.opener, reg.proc_root()) {
+                        // The holder would end the set with the openers
+                        // it knows, under this login: tell it to stop
+                        // watching (then only a close or stop ends it),
+                        // or refuse this login.
+                        use std::os::fd::AsFd;
+                        crate::sys::pidfd_send_signal(holder.pidfd.as_fd(), libc::SIGUSR1)
+                            .map_err(|s| {
+                                SessionError::Create(SetError::new(
+                                    "hand the session's opener to the holder",
+                                    format!(
+                                        "{e}; and telling the holder to stop watching failed: {s}"
+                                    ),
+                                ))
+                            })?;
                         notes.push(format!(
-                            "the set will not end by itself if this login ends without closing: {e}"
+                            "the set will not end by itself if a login ends without closing (its holder stopped watching the logins' openers): {e}"
                         ));
                     }
                 }
