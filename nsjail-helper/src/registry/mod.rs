@@ -383,12 +383,17 @@ impl Registry {
 
     /// Every record (unparseable ones are skipped).
     pub fn all(&self) -> Vec<SetRecord> {
+        self.records_where(|_| true)
+    }
+
+    /// The records whose key passes `keep`, in key order.
+    fn records_where(&self, keep: impl Fn(&str) -> bool) -> Vec<SetRecord> {
         let Ok(dir) = fs::read_dir(self.root.join("sets")) else {
             return Vec::new();
         };
         let mut keys: Vec<String> = dir
             .filter_map(|e| e.ok()?.file_name().into_string().ok())
-            .filter(|k| !k.starts_with('.'))
+            .filter(|k| !k.starts_with('.') && keep(k))
             .collect();
         keys.sort();
         keys.iter()
@@ -396,9 +401,16 @@ impl Registry {
             .collect()
     }
 
-    /// Keys of the records belonging to `uid`.
+    /// The records belonging to `uid`. Only the keys that can be its
+    /// (`uUID`, `sUID.PID`) are read, so a login's cost does not grow
+    /// with every other user's sets.
     pub fn sets_of(&self, uid: u32) -> Vec<SetRecord> {
-        self.all().into_iter().filter(|r| r.uid == uid).collect()
+        let shared = format!("u{uid}");
+        let session = format!("s{uid}.");
+        self.records_where(|k| k == shared || k.starts_with(&session))
+            .into_iter()
+            .filter(|r| r.uid == uid)
+            .collect()
     }
 
     /// Opens a pidfd on the record's holder and verifies it is still the
