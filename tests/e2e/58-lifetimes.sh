@@ -174,6 +174,11 @@ mount -t tmpfs -o mode=755 tmpfs /var/log
 install -m664 -o root -g utmp /dev/null /var/log/wtmp
 install -m600 -o root -g utmp /dev/null /var/log/btmp
 install -m664 -o root -g utmp /dev/null /var/log/lastlog
+# Stand-ins for Debian 13's SQLite records (wtmpdb, lastlog2): readable
+# by everyone on a host, as wtmpdb makes them.
+echo "wtmpdb: bob from 192.0.2.9" | install -m644 /dev/stdin /var/log/wtmp.db
+mkdir -p /var/lib/lastlog
+echo "lastlog2: bob from 192.0.2.9" | install -m644 /dev/stdin /var/lib/lastlog/lastlog2.db
 ssh "${SSH_OPTS[@]}" -tt alice@127.0.0.1 true >/dev/null 2>&1
 ssh "${SSH_OPTS[@]}" -tt bob@127.0.0.1 sleep 30 >/dev/null 2>&1 &
 bobssh=$!
@@ -191,6 +196,8 @@ check "in alice's set, lastlog -u alice shows her own last login" sh -c "printf 
 check "in alice's set, who and w work" nsjail-helper run alice -- sh -c 'who >/dev/null && w >/dev/null'
 check "in alice's set, the records cannot be unmounted or written" \
     nsjail-helper run alice -- sh -c '! umount /run/utmp 2>/dev/null && ! unshare -rm umount /var/log/wtmp 2>/dev/null && ! sh -c ": >>/var/log/wtmp" 2>/dev/null'
+check "control: the host's wtmp.db and lastlog2.db are readable" sh -c 'grep -q bob /var/log/wtmp.db && grep -q bob /var/lib/lastlog/lastlog2.db'
+check_eq "in alice's set, Debian 13's wtmp.db and lastlog2.db are empty" "0 0" "$(inside 'wc -c </var/log/wtmp.db; wc -c </var/lib/lastlog/lastlog2.db' | tr '\n' ' ' | sed 's/ $//')"
 kill "$bobssh" 2>/dev/null
 wait "$bobssh" 2>/dev/null
 

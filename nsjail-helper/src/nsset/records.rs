@@ -22,6 +22,19 @@ use crate::trust;
 const UTMP_FILES: [&str; 3] = ["/run/utmp", "/var/log/wtmp", "/var/log/btmp"];
 /// `struct lastlog` records indexed by uid.
 const LASTLOG: &str = "/var/log/lastlog";
+/// Debian 13's SQLite login records (wtmpdb, lastlog2) and their journal
+/// files: no filtered copy can be written without SQLite, so a set gets
+/// them empty (`last` from wtmpdb shows nothing there, of anyone).
+const SQLITE_RECORDS: [&str; 8] = [
+    "/var/log/wtmp.db",
+    "/var/log/wtmp.db-wal",
+    "/var/log/wtmp.db-shm",
+    "/var/log/wtmp.db-journal",
+    "/var/lib/lastlog/lastlog2.db",
+    "/var/lib/lastlog/lastlog2.db-wal",
+    "/var/lib/lastlog/lastlog2.db-shm",
+    "/var/lib/lastlog/lastlog2.db-journal",
+];
 const UTMP_SIZE: usize = 384;
 const UT_USER: std::ops::Range<usize> = 44..76;
 /// ut_type values up to this one describe the system (run level, boot,
@@ -54,6 +67,7 @@ pub(super) fn hide_other_users(uid: u32, staging: &Path) -> Result<(), SetError>
     let present: Vec<&str> = UTMP_FILES
         .iter()
         .chain(std::iter::once(&LASTLOG))
+        .chain(SQLITE_RECORDS.iter())
         .copied()
         .filter(|p| fs::symlink_metadata(p).is_ok_and(|m| m.is_file()))
         .collect();
@@ -102,7 +116,10 @@ fn bind_filtered(host: &Path, copy: &Path, user: &str, uid: u32) -> Result<(), S
         .mode(0o600)
         .open(copy)
         .map_err(step_err(&step))?;
-    if meta.is_file() && meta.len() <= MAX_BYTES {
+    if meta.is_file()
+        && meta.len() <= MAX_BYTES
+        && !SQLITE_RECORDS.iter().any(|p| host == Path::new(p))
+    {
         let mut data = Vec::new();
         src.read_to_end(&mut data).map_err(step_err(&step))?;
         if host == Path::new(LASTLOG) {
