@@ -27,14 +27,8 @@ set +u
 
 install -m755 "$REPO/tests/lib/nettool.py" /usr/local/bin/nettool
 OUT=192.0.2.2
-ip netns add outside
-ip link add up0 type veth peer name eth0 netns outside
-ip addr add 192.0.2.1/24 dev up0
-ip link set up0 up
-ip -n outside addr add $OUT/24 dev eth0
-ip -n outside link set eth0 up
-ip -n outside link set lo up
-ip -n outside route add default via 192.0.2.1
+source "$REPO/tests/lib/netlab.sh"
+netlab_outside
 ip netns exec outside iperf3 -s -D -B $OUT >/dev/null
 ip netns exec outside nettool echo $OUT 7 >/dev/null 2>&1 &
 groupadd netpriv

@@ -19,14 +19,8 @@ bg() { "$@" >/dev/null 2>&1 & pids+=($!); }
 labd() { "$@" >/dev/null 2>&1 & lab+=($!); }
 
 # The outside test host: HTTP on :80, a banner on :81, DNS for test-host.example.
-ip netns add outside
-ip link add up0 type veth peer name eth0 netns outside
-ip addr add 192.0.2.1/24 dev up0
-ip link set up0 up
-ip -n outside addr add $OUT/24 dev eth0
-ip -n outside link set eth0 up
-ip -n outside link set lo up
-ip -n outside route add default via 192.0.2.1
+source "$REPO/tests/lib/netlab.sh"
+netlab_outside
 mkdir -p /run/nsjail-test/www
 echo "hello from test-host" >/run/nsjail-test/www/index.html
 labd ip netns exec outside python3 -m http.server --bind $OUT --directory /run/nsjail-test/www 80

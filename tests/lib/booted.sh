@@ -131,3 +131,21 @@ boot_stop() {
     [ -n "$BOOT_DIR" ] && rm -rf --one-file-system "$BOOT_DIR"
     return 0
 }
+
+# booted_begin: the start of every booted-lab script: root, the boot, its
+# TAP line (or the failure, and exit), and KEY for ssh from inside.
+booted_begin() {
+    if [ "$(id -u)" != 0 ]; then
+        echo "not ok 1 - must run as root (nspawn, overlays)"
+        exit 1
+    fi
+    trap boot_stop EXIT
+    if ! boot_start; then
+        not_ok "boot Debian 13 with systemd under systemd-nspawn" "$(tail -5 "$BOOT_DIR/nspawn.log" 2>/dev/null)"
+        done_testing
+        exit 1
+    fi
+    ok "Debian 13 booted with $(C systemctl --version | head -1)"
+    KEY=(-i /root/.ssh/id_ed25519 -o BatchMode=yes -o StrictHostKeyChecking=no
+        -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o ConnectTimeout=10)
+}

@@ -9,20 +9,7 @@ source "$REPO/tests/lib/sandbox.sh"
 source "$REPO/tests/lib/debian13.sh"
 source "$REPO/tests/lib/booted.sh"
 
-if [ "$(id -u)" != 0 ]; then
-    echo "not ok 1 - must run as root (nspawn, overlays)"
-    exit 1
-fi
-trap boot_stop EXIT
-if ! boot_start; then
-    not_ok "boot Debian 13 with systemd under systemd-nspawn" "$(tail -5 "$BOOT_DIR/nspawn.log" 2>/dev/null)"
-    done_testing
-    exit 1
-fi
-ok "Debian 13 booted with $(C systemctl --version | head -1)"
-
-KEY=(-i /root/.ssh/id_ed25519 -o BatchMode=yes -o StrictHostKeyChecking=no
-    -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o ConnectTimeout=10)
+booted_begin
 uid_alice=$(C id -u alice)
 # ssh_in USER CMD: an ssh login to the container's own sshd.
 ssh_in() {

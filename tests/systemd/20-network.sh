@@ -9,29 +9,12 @@ source "$REPO/tests/lib/sandbox.sh"
 source "$REPO/tests/lib/debian13.sh"
 source "$REPO/tests/lib/booted.sh"
 
-if [ "$(id -u)" != 0 ]; then
-    echo "not ok 1 - must run as root (nspawn, overlays)"
-    exit 1
-fi
-trap boot_stop EXIT
-if ! boot_start; then
-    not_ok "boot Debian 13 with systemd under systemd-nspawn" "$(tail -5 "$BOOT_DIR/nspawn.log" 2>/dev/null)"
-    done_testing
-    exit 1
-fi
-ok "Debian 13 booted with $(C systemctl --version | head -1)"
-
-KEY=(-i /root/.ssh/id_ed25519 -o BatchMode=yes -o StrictHostKeyChecking=no
-    -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o ConnectTimeout=10)
+booted_begin
 OUT=192.0.2.2
 C sh -c 'cat >/usr/local/bin/nettool && chmod 755 /usr/local/bin/nettool' <"$REPO/tests/lib/nettool.py"
+source "$REPO/tests/lib/netlab.sh"
+netlab_outside C
 C sh -ec "
-    ip link set lo up
-    ip netns add outside
-    ip link add up0 type veth peer name eth0 netns outside
-    ip addr add 192.0.2.1/24 dev up0; ip link set up0 up
-    ip -n outside addr add $OUT/24 dev eth0; ip -n outside link set eth0 up
-    ip -n outside link set lo up; ip -n outside route add default via 192.0.2.1
     echo 'nameserver 127.0.0.53' >/etc/resolv.conf
     printf '[network]\npool = \"198.51.100.0/24\"\n\n[[policy]]\nname = \"admins\"\ngroups = [\"admins\"]\nisolate = false\n\n[[policy]]\nname = \"students\"\ngroups = [\"students\"]\nnetwork = \"private\"\n' >/etc/security/pam_nsjail.toml"
 # Servers of the lab, as transient services of the container's systemd.
