@@ -2,7 +2,11 @@
 //! kept out of the CLI, which only parses and prints.
 #![forbid(unsafe_code)]
 
+use std::path::Path;
+
+use crate::limits::usage::{self, Usage};
 use crate::nsset::Holder;
+use crate::paths;
 use crate::procfs;
 use crate::registry::{self, Registry, SetRecord};
 
@@ -16,6 +20,9 @@ pub struct LiveSet {
     pub age_secs: u64,
     /// Who owns (and is charged for) the set's user namespace.
     pub userns_owner: Option<u32>,
+    /// The use and limits of the user's limited slice, when the set is in
+    /// one (its policy has limits, on a systemd host).
+    pub usage: Option<Usage>,
 }
 
 /// Every live set. Records whose holder is gone are removed, each under
@@ -42,11 +49,18 @@ pub fn live_sets(reg: &Registry) -> Vec<LiveSet> {
             .unwrap_or(0);
         let age_secs = registry::now_secs().saturating_sub(rec.created);
         let userns_owner = procfs::userns_owner(reg.proc_root(), rec.holder.pid).ok();
+        let usage = usage::of_holder(
+            reg.proc_root(),
+            Path::new(paths::CGROUP),
+            rec.holder.pid,
+            rec.uid,
+        );
         out.push(LiveSet {
             rec,
             processes,
             age_secs,
             userns_owner,
+            usage,
         });
     }
     out

@@ -11,6 +11,8 @@ pub const REGISTRY: &str = "/run/pam_nsjail";
 pub const ETC: &str = "/etc";
 /// The host's procfs.
 pub const PROC: &str = "/proc";
+/// The cgroup v2 hierarchy (read only: `list` shows the limited users' use).
+pub const CGROUP: &str = "/sys/fs/cgroup";
 /// The local PAM configuration, and the vendor directory it overrides.
 pub const PAM_DIR: &str = "/etc/pam.d";
 pub const VENDOR_PAM_DIR: &str = "/usr/lib/pam.d";

@@ -1,19 +1,25 @@
 #!/bin/bash
 # Per-user resource limits where they are real: the Debian 13 VM (systemd
 # 257, cgroup v2 with memory/pids/cpu/io; tests/lib/vm.sh). alice and bob
-# are students with memory_max = 64M and tasks_max = 40 each.
+# are students with memory_max = 64M, tasks_max = 40, cpu_weight = 100 and
+# cpu_quota = 150% each, and a private /tmp of 256M (above memory_max, so
+# that the memory limit, not the tmpfs size, is what a big write meets).
 source "$(dirname "$0")/common.sh"
 
 if [ "$(id -u)" != 0 ]; then
     echo "not ok 1 - must run as root"
     exit 1
 fi
-trap 'for p in "${HELD[@]}"; do kill "$p" 2>/dev/null; done; vm_teardown' EXIT
+trap 'for p in "${HELD[@]}" "${HOGS[@]}"; do kill "$p" 2>/dev/null; done; vm_teardown' EXIT
+HOGS=()
 POLICY='[[policy]]
 name = "students"
 groups = ["students"]
 memory_max = "64M"
-tasks_max = 40'
+tasks_max = 40
+cpu_weight = 100
+cpu_quota = "150%"
+tmp_size = "256M"'
 if ! vm_boot_with_build "$POLICY"; then
     not_ok "boot the Debian 13 VM with this build" "$(tail -5 "$VM_DIR/console.log" 2>/dev/null)"
     done_testing
@@ -55,9 +61,18 @@ set_gone() { vm_wait "[ ! -d $(slice_of "$1") ] && ! systemctl list-units --no-l
 #    scope, the session child, the shell and what it starts in the set's
 #    scope, in the user's limited slice.
 hold alice 1001 || not_ok "alice's held login started"
-cg=$(vm_ssh -u alice 'cat /proc/self/cgroup; sleep 1 & cat /proc/$!/cgroup')
+# A shell (exec'd into `sleep 1012`) and its background job, seen from the
+# host: inside, the set's cgroup namespace shows the scope as "/".
+vm_ssh -u alice 'sleep 1011 </dev/null >/dev/null 2>&1 & exec sleep 1012' >/dev/null 2>&1 &
+shell_ssh=$!
+vm_wait "pgrep -u alice -fx 'sleep 1011' && pgrep -u alice -fx 'sleep 1012'"
+cg=$(vm_ssh "for p in \$(pgrep -u alice -fx 'sleep 101[12]'); do cut -d: -f3 /proc/\$p/cgroup; done")
+vm_ssh "pkill -u alice -fx 'sleep 101[12]'"
+wait "$shell_ssh"
 check "alice's shell and its background job are in her set's scope under her limited slice" \
-    test "$(printf '%s\n' "$cg" | grep -c "^0::/user.slice/user-$uid_alice.slice/user-$uid_alice-nsjail.slice/nsjail-$uid_alice-[0-9]*.scope\$")" = 2
+    test "$(printf '%s\n' "$cg" | grep -c "^/user.slice/user-$uid_alice.slice/user-$uid_alice-nsjail.slice/nsjail-$uid_alice-[0-9]*.scope\$")" = 2
+check_eq "inside, her cgroup namespace shows that scope as the root" "0::/" \
+    "$(vm_ssh -u alice 'cat /proc/self/cgroup')"
 where=$(vm_ssh "for p in \$(pgrep -u $uid_alice -f 'sleep 1001'; pgrep -f 'sshd-session: alice'); do echo \$(cat /proc/\$p/comm) \$(cut -d: -f3 /proc/\$p/cgroup); done")
 printf '%s\n' "$where" | sed 's/^/# /'
 check "sshd's monitor stays in logind's session scope" \
@@ -105,7 +120,9 @@ try:
         n += 1
 except OSError as e:
     print(n, e.strerror)
-" 2>&1; cat '"$SLICE_A"'/pids.current '"$SLICE_A"'/pids.events')
+" 2>&1')
+out="$out
+$(vm_ssh "cat $SLICE_A/pids.current $SLICE_A/pids.events")"
 echo "# fork bomb: $(echo "$out" | tr '\n' ' ')"
 check "the fork bomb gets EAGAIN" grep -q "Resource temporarily unavailable" <<<"$out"
 check_eq "the slice stops at 40 tasks" 40 "$(vm_ssh "cat $SLICE_A/pids.peak")"
@@ -114,14 +131,95 @@ check "bob can still start processes" vm_ssh -u bob 'for i in 1 2 3 4 5; do /bin
 # 5. What an admin sees.
 vm_ssh "systemctl status --no-pager --lines=0 user-$uid_alice-nsjail.slice" | sed 's/^/# /'
 vm_ssh "systemd-cgls --no-pager -u user-$uid_alice.slice" | sed 's/^/# /'
-vm_ssh "nsjail-helper list" | sed 's/^/# /'
+listed=$(vm_ssh "nsjail-helper list")
+printf '%s\n' "$listed" | sed 's/^/# /'
+# list's MEMORY, TASKS and CPU columns, and --json's usage, for alice.
+check "list shows alice's memory, tasks and CPU against 64M, 40 and 150%" \
+    grep -Eq '^u[0-9]+ +alice .* [0-9.]+[KMG]/64M +[0-9]+/40 +[0-9]+\.[0-9]s/150%$' <<<"$listed"
+usage=$(vm_ssh "nsjail-helper list --json" | python3 -c '
+import json, sys
+u = [s["usage"] for s in json.load(sys.stdin) if s["user"] == "alice"][0]
+print(u["cgroup"], u["memory_current"], u["memory_max"], u["tasks_current"], u["tasks_max"],
+      u["cpu_usage_usec"], u["cpu_quota_percent"])')
+echo "# list --json, alice: cgroup memory_current memory_max tasks_current tasks_max cpu_usage_usec cpu_quota_percent: $usage"
+read -r u_cg u_mem u_memmax u_tasks u_tasksmax u_cpu u_quota <<<"$usage"
+check_eq "list reads alice's figures from her slice" "$SLICE_A" "/sys/fs/cgroup$u_cg"
+check_eq "list's limits are the policy's: memory_max, tasks_max, cpu_quota" "67108864 40 150" \
+    "$u_memmax $u_tasksmax $u_quota"
+check "alice's memory in use is above 0 and at most memory_max" \
+    test "${u_mem:-0}" -gt 0 -a "${u_mem:-0}" -le "${u_memmax:-0}"
+check "alice's tasks are at least her held logins' and at most tasks_max" \
+    test "${u_tasks:-0}" -ge 4 -a "${u_tasks:-0}" -le "${u_tasksmax:-0}"
+check "alice's CPU time is above 0" test "${u_cpu:-0}" -gt 0
 
-# 6. Everything ends with the set: logout of every login, then
-#    terminate-user for bob.
+# 6. Equal cpu_weight on one CPU: a CPU hog of alice's and one of bob's,
+#    both pinned to CPU 0, each get about half of it (usage_usec of each
+#    slice's cpu.stat over 5 s; their sum shows they shared one CPU).
+LOOP='while :; do :; done'
+HOG="sh -c $LOOP" # its command line, for pgrep -fx
+for u in alice bob; do
+    vm_ssh -u "$u" "exec taskset -c 0 timeout 60 sh -c '$LOOP'" >/dev/null 2>&1 &
+    HOGS+=($!)
+done
+vm_wait "pgrep -u alice -fx '$HOG' && pgrep -u bob -fx '$HOG'" ||
+    not_ok "both CPU hogs started"
+shares=$(vm_ssh "use() { sed -n 's/^usage_usec //p' \$1/cpu.stat; }
+    a0=\$(use $SLICE_A); b0=\$(use $SLICE_B); t0=\$(date +%s%N)
+    sleep 5
+    a1=\$(use $SLICE_A); b1=\$(use $SLICE_B); t1=\$(date +%s%N)
+    echo \$((a1 - a0)) \$((b1 - b0)) \$(((t1 - t0) / 1000))")
+vm_ssh "pkill -fx '$HOG'"
+for p in "${HOGS[@]}"; do wait "$p"; done
+HOGS=()
+read -r cpu_a cpu_b wall <<<"$shares"
+cpu_sum=$((${cpu_a:-0} + ${cpu_b:-0}))
+share_a=$((${cpu_a:-0} * 100 / (cpu_sum > 0 ? cpu_sum : 1)))
+echo "# CPU over ${wall:-?} µs: alice ${cpu_a:-?} µs, bob ${cpu_b:-?} µs: alice $share_a %, bob $((100 - share_a)) %"
+check "alice's hog got 30-70 % of CPU 0" test "$share_a" -ge 30 -a "$share_a" -le 70
+check "bob's hog got 30-70 % of CPU 0" test $((100 - share_a)) -ge 30 -a $((100 - share_a)) -le 70
+check "the two hogs shared one CPU (together at most 1.3 CPU-seconds a second)" \
+    test "$cpu_sum" -gt 0 -a "$cpu_sum" -le $((${wall:-0} * 13 / 10))
+
+# 7. Everything ends with the set: logout of every login.
 release 1001
 release 1003
 vm_ssh "pkill -u alice -f 'time.sleep'" # the background job of login 3 and the bomb's sleepers
 check "alice's set, scope and slice are gone after her last logout" set_gone "$uid_alice"
+
+# 8. tmpfs pages count against memory_max. alice writes 128 MiB into her
+#    private /tmp (256M): the memory limit stops it at 64 MiB, not the
+#    tmpfs size. tmpfs pages cannot be reclaimed (no swap), so the kernel's
+#    OOM killer kills inside her slice, largest first: the sshd session
+#    children of every login of hers (measured: before dd itself), so all
+#    her logins end, and with them her set and its tmpfs. dd sees no
+#    ENOSPC. bob is unaffected.
+hold alice 1004 || not_ok "alice's held login for the tmpfs test started"
+klines=$(vm_ssh "journalctl -k -q --no-pager -o cat | wc -l")
+out=$(vm_ssh -u alice 'dd if=/dev/zero of=/tmp/big bs=1M count=128 2>&1; echo "dd status $?"')
+rc=$?
+vm_wait "journalctl -k -q --no-pager -o cat | tail -n +$((klines + 1)) | grep -q 'Killed process [0-9]* (dd)'"
+klog=$(vm_ssh "journalctl -k -q --no-pager -o cat | tail -n +$((klines + 1))")
+killed=$(grep -o 'Killed process [0-9]* ([^)]*)' <<<"$klog" | sed 's/Killed process [0-9]* //' | tr '\n' ' ')
+shmem=$(sed -n 's/^shmem //p' <<<"$klog" | sort -n | tail -1)
+echo "# alice's 128 MiB tmpfs write: ssh status $rc, output: $(tr '\n' ' ' <<<"$out")"
+echo "# OOM kills in her slice, in order: $killed; tmpfs (shmem) charged at the OOM: $((${shmem:-0} >> 20)) MiB"
+grep -E 'memory: usage|oom-kill:' <<<"$klog" | head -2 | sed 's/^/# log: /'
+check "the write is stopped in alice's slice at its 64 MiB limit" \
+    grep -q "oom_memcg=/user.slice/user-$uid_alice.slice/user-$uid_alice-nsjail.slice," <<<"$klog"
+check "the kernel counts memory: usage at the limit 65536kB" grep -q 'limit 65536kB' <<<"$klog"
+check "the pages are her tmpfs file's: at least 56 MiB shmem charged to her" \
+    test "${shmem:-0}" -ge $((56 << 20))
+check "dd was OOM-killed, not given an error" grep -q '(dd)' <<<"$killed"
+check_eq "the writing login is ended (its connection closed)" 255 "$rc"
+check "so was her other login, and her set, scope and slice with its tmpfs are gone" \
+    set_gone "$uid_alice"
+check "bob's held login survived" vm_ssh "pgrep -u bob -fx 'sleep 1002'"
+check "bob's slice saw no OOM kill" vm_ssh "grep -qx 'oom_kill 0' $SLICE_B/memory.events"
+check_eq "bob can write 40 MiB into his /tmp" ok \
+    "$(vm_ssh -u bob 'dd if=/dev/zero of=/tmp/f bs=1M count=40 2>/dev/null && rm /tmp/f && echo ok')"
+release 1004
+
+# 9. loginctl terminate-user ends a set too.
 vm_ssh "loginctl terminate-user bob"
 release 1002
 check "loginctl terminate-user ends bob's set, scope and slice" set_gone "$uid_bob"

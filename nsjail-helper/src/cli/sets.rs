@@ -6,6 +6,7 @@ use std::path::Path;
 
 use super::{fail, require_root, Args, CliResult};
 use crate::admin::{self, live_sets};
+use crate::limits::usage::Usage;
 use crate::log::{self, Level};
 use crate::nsset::{Identity, H0};
 use crate::paths;
@@ -16,9 +17,14 @@ const LIST_HELP: &str = "\
 usage: nsjail-helper list [--json]
 
 List live namespace sets: set id, user, policy, holder pid, open sessions,
-processes in the set (and in pid namespaces nested in it) and age; --json
-also gives the owner of the set's user namespace. Dead sets found in the
-registry are removed.";
+processes in the set (and in pid namespaces nested in it) and age; for a
+user with resource limits, the use of all the user's sets together against
+them, as the kernel counts it in the user's cgroup (user-UID-nsjail.slice):
+MEMORY (memory.current/memory.max), TASKS (pids.current/pids.max) and CPU
+(CPU time used, from cpu.stat's usage_usec, and the quota); `-` when the
+set has no limits. --json also gives the owner of the set's user namespace
+and the raw figures (\"usage\", null without limits). Dead sets found in
+the registry are removed.";
 
 const ENTER_HELP: &str = "\
 usage: nsjail-helper enter USER [-- CMD...]
@@ -62,6 +68,30 @@ fn age(secs: u64) -> String {
     }
 }
 
+/// The `usage` JSON object of a set (`null` without limits).
+fn usage_json(u: Option<&Usage>) -> String {
+    let Some(u) = u else {
+        return "null".to_owned();
+    };
+    let num = |v: Option<u64>| v.map_or_else(|| "null".to_owned(), |n| n.to_string());
+    // A limit: the number, "max" (none), or null (controller not enabled).
+    let limit = |v: Option<Option<u64>>| match v {
+        Some(Some(n)) => n.to_string(),
+        Some(None) => json_str("max"),
+        None => "null".to_owned(),
+    };
+    format!(
+        "{{\"cgroup\":{},\"memory_current\":{},\"memory_max\":{},\"tasks_current\":{},\"tasks_max\":{},\"cpu_usage_usec\":{},\"cpu_quota_percent\":{}}}",
+        json_str(&u.cgroup),
+        num(u.memory_current),
+        limit(u.memory_max),
+        num(u.tasks_current),
+        limit(u.tasks_max),
+        num(u.cpu_usage_usec),
+        num(u.cpu_quota_percent()),
+    )
+}
+
 pub fn list_main(args: &[String]) -> CliResult {
     let args = Args::parse(args, &[], &["--json"])?;
     if args.help {
@@ -84,7 +114,7 @@ pub fn list_main(args: &[String]) -> CliResult {
             .iter()
             .map(|s| {
                 format!(
-                    "{{\"set\":{},\"user\":{},\"uid\":{},\"policy\":{},\"share\":{},\"on_logout\":{},\"holder_pid\":{},\"sessions\":{},\"processes\":{},\"age_seconds\":{},\"userns_owner_uid\":{}}}",
+                    "{{\"set\":{},\"user\":{},\"uid\":{},\"policy\":{},\"share\":{},\"on_logout\":{},\"holder_pid\":{},\"sessions\":{},\"processes\":{},\"age_seconds\":{},\"userns_owner_uid\":{},\"usage\":{}}}",
                     json_str(&s.rec.key),
                     json_str(&s.rec.user),
                     s.rec.uid,
@@ -96,7 +126,8 @@ pub fn list_main(args: &[String]) -> CliResult {
                     s.processes,
                     s.age_secs,
                     s.userns_owner
-                        .map_or_else(|| "null".to_owned(), |u| u.to_string())
+                        .map_or_else(|| "null".to_owned(), |u| u.to_string()),
+                    usage_json(s.usage.as_ref())
                 )
             })
             .collect();
@@ -104,19 +135,24 @@ pub fn list_main(args: &[String]) -> CliResult {
         return Ok(0);
     }
     println!(
-        "{:<16} {:<12} {:<12} {:>8} {:>8} {:>9} {:>6}",
-        "SET", "USER", "POLICY", "HOLDER", "SESSIONS", "PROCESSES", "AGE"
+        "{:<16} {:<12} {:<12} {:>8} {:>8} {:>9} {:>6} {:>15} {:>11} {:>12}",
+        "SET", "USER", "POLICY", "HOLDER", "SESSIONS", "PROCESSES", "AGE", "MEMORY", "TASKS", "CPU"
     );
     for s in &sets {
+        let dash = || "-".to_owned();
+        let u = s.usage.as_ref();
         println!(
-            "{:<16} {:<12} {:<12} {:>8} {:>8} {:>9} {:>6}",
+            "{:<16} {:<12} {:<12} {:>8} {:>8} {:>9} {:>6} {:>15} {:>11} {:>12}",
             s.rec.key,
             s.rec.user,
             s.rec.policy,
             s.rec.holder.pid,
             s.rec.sessions.len(),
             s.processes,
-            age(s.age_secs)
+            age(s.age_secs),
+            u.map_or_else(dash, Usage::memory_column),
+            u.map_or_else(dash, Usage::tasks_column),
+            u.map_or_else(dash, Usage::cpu_column),
         );
     }
     Ok(0)
@@ -198,6 +234,24 @@ mod tests {
     #[test]
     fn json_strings_are_escaped() {
         assert_eq!(json_str("a\"b\\c\n"), "\"a\\\"b\\\\c\\u000a\"");
+    }
+
+    #[test]
+    fn usage_json_has_every_figure() {
+        assert_eq!(usage_json(None), "null");
+        let u = Usage {
+            cgroup: "/user.slice/user-7.slice/user-7-nsjail.slice".into(),
+            memory_current: Some(4096),
+            memory_max: Some(None),
+            tasks_current: Some(3),
+            tasks_max: Some(Some(40)),
+            cpu_usage_usec: Some(1500),
+            cpu_max: Some((Some(50_000), 100_000)),
+        };
+        assert_eq!(
+            usage_json(Some(&u)),
+            "{\"cgroup\":\"/user.slice/user-7.slice/user-7-nsjail.slice\",\"memory_current\":4096,\"memory_max\":\"max\",\"tasks_current\":3,\"tasks_max\":40,\"cpu_usage_usec\":1500,\"cpu_quota_percent\":50}"
+        );
     }
 
     #[test]

@@ -33,6 +33,7 @@
 #![forbid(unsafe_code)]
 
 pub mod systemd;
+pub mod usage;
 
 use std::fmt;
 use std::path::Path;
