@@ -172,6 +172,16 @@ left_over() {
     echo "# tables: $(nft list tables | tr '\n' ' ') forward=$(cat /proc/sys/net/ipv4/ip_forward)"
     echo "# conntrack: $(conntrack -L 2>/dev/null | grep 198.51.100. | head -3)"
 }
+# wait_long CMD...: retries CMD for up to 15 s (the kernel frees network
+# namespaces in batches: after many sets ended, a link can take seconds).
+wait_long() {
+    local _
+    for _ in $(seq 300); do
+        "$@" >/dev/null 2>&1 && return 0
+        sleep 0.05
+    done
+    return 1
+}
 # nothing_left: no link, address, route, rule, conntrack entry or
 # forwarding of private networks on the host.
 nothing_left() {
@@ -192,7 +202,7 @@ for i in $(seq -w 1 20); do
 done
 runs_in_parallel net "$users" "nettool fetch http://$OUT/"
 check_eq "20 users x 5 logins at once: every login fetched from the test host" 100 "$(grep -l 'hello from test-host' /run/nsjail-test/net.* | wc -l)"
-wait_for nothing_left || left_over
+wait_long nothing_left || left_over
 check "20 users x 5 logins, all logged out: no link, address, route, rule, conntrack entry or forwarding left" nothing_left
 
 # ---- a helper killed half-way leaves nothing behind (failpoints build) ----------------
@@ -201,7 +211,7 @@ if [ -x "$fp" ]; then
     install -m755 "$fp" /run/nsjail-test/nsjail-helper-fp
     for step in h0-net-after-link h0-after-mounts h0-after-fork; do
         NSJAIL_FAILPOINT=$step /run/nsjail-test/nsjail-helper-fp run alice -- true >/dev/null 2>&1
-        check "helper killed at $step: nothing of the network is left" wait_for nothing_left
+        check "helper killed at $step: nothing of the network is left" wait_long nothing_left
     done
 else
     not_ok "failpoints build missing: cargo build --release --features nsjail-helper/failpoints -p nsjail-helper --target-dir target/failpoints"
@@ -233,7 +243,7 @@ bg nsjail-helper run alice -- sleep 30
 wait_for sh -c "ip -o link show | grep -q nsj && grep -q '^lease=' /run/pam_nsjail/sets/u$(id -u alice)"
 kill -9 "$(holder_of alice)"
 check "holder SIGKILLed: its link is gone with the set" wait_for sh -c "! ip -o link show | grep -q nsj"
-wait_for nothing_left || left_over
+wait_long nothing_left || left_over
 check "holder SIGKILLed: the login's close removes the table and forwarding" nothing_left
 
 # ---- network = "none", and its older spelling -------------------------------------

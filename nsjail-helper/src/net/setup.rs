@@ -29,9 +29,12 @@ use crate::registry::Registry;
 
 const IP_FORWARD: &str = "/proc/sys/net/ipv4/ip_forward";
 const RESOLV_CONF: &str = "/etc/resolv.conf";
-/// How long a teardown waits for a set's link to disappear (the kernel
-/// frees a network namespace asynchronously).
-const LINK_GONE_WAIT: Duration = Duration::from_secs(2);
+/// How long a teardown waits for a set's link to disappear: the kernel
+/// frees network namespaces in a work queue, one batch after another, so
+/// after many sets ended at once it can take seconds (measured: over 1 s
+/// in the full test suite). Past this bound the next login, logout,
+/// `list` or `stop` removes what is left.
+const LINK_GONE_WAIT: Duration = Duration::from_secs(5);
 
 /// What a private network needs from the policy.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -273,17 +276,15 @@ pub fn sweep_if_idle() -> Vec<String> {
 }
 
 /// After a set failed half-way: its link goes with its network namespace,
-/// which the kernel frees asynchronously, so wait for that (boundedly)
-/// before removing what only it needed.
-pub fn sweep_after_failure() -> Vec<String> {
-    let deadline = Instant::now() + LINK_GONE_WAIT / 2;
-    loop {
-        let done = sweep();
-        if !done.is_empty() || live_indices().is_empty() || Instant::now() >= deadline {
-            return done;
-        }
+/// which the kernel frees asynchronously. `before` are the links that
+/// existed before the attempt: wait (boundedly) until none but those is
+/// left, then remove what only the failed set needed.
+pub fn sweep_after_failure(before: &[u32]) -> Vec<String> {
+    let deadline = Instant::now() + LINK_GONE_WAIT;
+    while live_indices().iter().any(|i| !before.contains(i)) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
+    sweep()
 }
 
 /// Removes the host table and restores forwarding once no private-network

@@ -311,6 +311,10 @@ fn create(reg: &Registry, req: &OpenRequest<'_>) -> Result<Opened, SessionError>
         });
     }
     let plan = plan(req.user, req.settings, req.etc)?;
+    let links_before = match plan.spec.private_net {
+        Some(_) => crate::net::live_indices(),
+        None => Vec::new(),
+    };
     let nsset::Spawned {
         holder,
         h0,
@@ -324,7 +328,7 @@ fn create(reg: &Registry, req: &OpenRequest<'_>) -> Result<Opened, SessionError>
             // may have left on the host (table, forwarding) goes if no
             // other set needs it.
             if plan.spec.private_net.is_some() {
-                crate::net::sweep_after_failure();
+                crate::net::sweep_after_failure(&links_before);
             }
             SessionError::Create(e)
         })?;
