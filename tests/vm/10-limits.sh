@@ -223,4 +223,10 @@ release 1004
 vm_ssh "loginctl terminate-user bob"
 release 1002
 check "loginctl terminate-user ends bob's set, scope and slice" set_gone "$uid_bob"
+
+# 10. nsjail-helper run places its command under the limits too (its
+#     child is already in the set's pid namespace when it asks systemd to
+#     move it: systemd must get its host pid).
+check_eq "run alice: her command runs under her limits (the move into her limited scope is verified)" ran \
+    "$(vm_ssh "nsjail-helper run alice -- echo ran" 2>&1 | tail -1)"
 done_testing

@@ -149,7 +149,7 @@ pub fn enter_limits(
         .map_err(|e| SetError::new(STEP, format!("check helper {}: {e}", helper.display())))?;
     let out = Command::new(crate::trust::fd_path(&exe))
         .arg0("nsjail-helper")
-        .args(["__attach", &unit, &std::process::id().to_string()])
+        .args(["__attach", &unit, &host_pid().to_string()])
         .env_clear()
         .current_dir("/")
         .stdin(Stdio::null())
@@ -165,6 +165,17 @@ pub fn enter_limits(
         STEP,
         format!("move into {unit}: {}", why.trim().replace('"', "'")),
     ))
+}
+
+/// This process's pid as systemd (the host's pid namespace) knows it.
+/// `run`'s child is already in the set's pid namespace (its parent
+/// entered it for its children), where getpid() says 2; the host's
+/// /proc still names it by its host pid.
+fn host_pid() -> u32 {
+    fs::read_link("/proc/self")
+        .ok()
+        .and_then(|p| p.to_str()?.parse().ok())
+        .unwrap_or_else(std::process::id)
 }
 
 /// `nsjail-helper __attach UNIT PID`: what `enter_limits` runs.
