@@ -22,7 +22,7 @@ users = ["alice"]
 share = "session"
 max_sets = 1024
 memory_max = "256M"
-tasks_max = 200
+tasks_max = 4096
 cpu_weight = 100
 
 [[policy]]
