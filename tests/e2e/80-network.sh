@@ -174,14 +174,7 @@ left_over() {
 }
 # wait_long CMD...: retries CMD for up to 15 s (the kernel frees network
 # namespaces in batches: after many sets ended, a link can take seconds).
-wait_long() {
-    local _
-    for _ in $(seq 300); do
-        "$@" >/dev/null 2>&1 && return 0
-        sleep 0.05
-    done
-    return 1
-}
+wait_long() { WAIT_TRIES=300 wait_for "$@"; }
 # nothing_left: no link, address, route, rule, conntrack entry or
 # forwarding of private networks on the host.
 nothing_left() {

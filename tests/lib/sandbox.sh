@@ -301,10 +301,10 @@ log_clear() {
     : >"$SB_LOG"
 }
 
-# wait_for CMD...: retries CMD for up to 5 s.
+# wait_for CMD...: retries CMD for up to 5 s (WAIT_TRIES x 0.05 s).
 wait_for() {
     local _
-    for _ in $(seq 100); do
+    for _ in $(seq "${WAIT_TRIES:-100}"); do
         "$@" >/dev/null 2>&1 && return 0
         sleep 0.05
     done

@@ -397,16 +397,33 @@ pub enum Closed {
 }
 
 /// Removes `opener`'s session from set `key`; with `on_logout = "kill"`
-/// the last session out kills the set and removes its record.
+/// the last session out kills the set and removes its record. A private
+/// network's teardown (which may wait for the kernel) runs after the
+/// user's lock is released, so it never holds up her other logins.
 pub fn close(reg: &Registry, uid: u32, key: &str, opener_pid: i32) -> Result<Closed, SessionError> {
-    let _lock = reg.lock_user(uid)?;
+    let (closed, ended) = {
+        let _lock = reg.lock_user(uid)?;
+        close_locked(reg, key, opener_pid)?
+    };
+    if let Some(rec) = ended {
+        release_network(&rec);
+    }
+    Ok(closed)
+}
+
+/// `close` under the user's lock; also returns the record of a set that
+/// is gone.
+fn close_locked(
+    reg: &Registry,
+    key: &str,
+    opener_pid: i32,
+) -> Result<(Closed, Option<SetRecord>), SessionError> {
     let Some(mut rec) = reg.read(key)? else {
-        return Ok(Closed::Gone);
+        return Ok((Closed::Gone, None));
     };
     let Some(holder) = reg.attach(&rec) else {
         reg.remove(key)?;
-        release_network(&rec);
-        return Ok(Closed::Gone);
+        return Ok((Closed::Gone, Some(rec)));
     };
     if let Some(i) = rec.sessions.iter().position(|s| s.pid == opener_pid) {
         rec.sessions.remove(i);
@@ -415,13 +432,15 @@ pub fn close(reg: &Registry, uid: u32, key: &str, opener_pid: i32) -> Result<Clo
     if rec.sessions.is_empty() && rec.on_logout == OnLogout::Kill {
         registry::kill_holder(&holder, TEARDOWN_WAIT_MS)?;
         reg.remove(key)?;
-        release_network(&rec);
-        return Ok(Closed::Ended);
+        return Ok((Closed::Ended, Some(rec)));
     }
     reg.write(&rec)?;
-    Ok(Closed::Kept {
-        sessions: rec.sessions.len(),
-    })
+    Ok((
+        Closed::Kept {
+            sessions: rec.sessions.len(),
+        },
+        None,
+    ))
 }
 
 /// A set `stop_user` ended.
@@ -435,23 +454,30 @@ pub struct Stopped {
 
 /// Kills every set of `uid`, then ends each of its logins' openers.
 pub fn stop_user(reg: &Registry, uid: u32) -> Result<Vec<Stopped>, SessionError> {
-    let _lock = reg.lock_user(uid)?;
     let mut ended = Vec::new();
-    for rec in reg.sets_of(uid) {
-        if let Some(holder) = reg.attach(&rec) {
-            registry::kill_holder(&holder, TEARDOWN_WAIT_MS)?;
+    let mut gone = Vec::new();
+    {
+        let _lock = reg.lock_user(uid)?;
+        for rec in reg.sets_of(uid) {
+            if let Some(holder) = reg.attach(&rec) {
+                registry::kill_holder(&holder, TEARDOWN_WAIT_MS)?;
+            }
+            reg.remove(&rec.key)?;
+            let logins = rec
+                .sessions
+                .iter()
+                .filter(|s| end_process(reg.proc_root(), **s))
+                .count();
+            ended.push(Stopped {
+                key: rec.key.clone(),
+                logins,
+            });
+            gone.push(rec);
         }
-        reg.remove(&rec.key)?;
-        release_network(&rec);
-        let logins = rec
-            .sessions
-            .iter()
-            .filter(|s| end_process(reg.proc_root(), **s))
-            .count();
-        ended.push(Stopped {
-            key: rec.key,
-            logins,
-        });
+    }
+    // Network teardowns wait for the kernel: not under the user's lock.
+    for rec in &gone {
+        release_network(rec);
     }
     Ok(ended)
 }
