@@ -102,6 +102,7 @@ pub fn main(args: &[String]) -> CliResult {
                     |r| format!("{}+{}", r.start, r.count),
                 )
             };
+            println!("subids:      {}", plan.subid_source);
             println!("subuid:      {}", range(plan.subuid));
             println!("subgid:      {}", range(plan.subgid));
             println!("uid_map:");
