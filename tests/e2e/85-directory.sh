@@ -31,9 +31,28 @@ done
 dir_remove_local_users
 slapd_start || { not_ok "slapd starts in the sandbox"; done_testing; exit 1; }
 sssd_start || { not_ok "sssd starts in the sandbox"; done_testing; exit 1; }
-for u in alice bob carol; do dir_home "$u"; done
+for u in alice bob carol frank; do dir_home "$u"; done
+# The sandbox's policy, with interns isolated too; $1: [defaults] isolate.
+policy_isolating() {
+    cat <<EOF
+[defaults]
+isolate = $1
+
+[[policy]]
+name = "admins"
+groups = ["admins"]
+isolate = false
+
+[[policy]]
+name = "students"
+groups = ["students", "interns"]
+share = "user"
+on_logout = "kill"
+EOF
+}
+set_policy "$(policy_isolating false)"
 # Sub-ids by name (alice, carol) and by uid (bob).
-printf '%s\n' alice:400000:65536 "$DIR_UID_BOB:500000:65536" carol:600000:65536 >/etc/subuid
+printf '%s\n' alice:400000:65536 "$DIR_UID_BOB:500000:65536" carol:600000:65536 frank:700000:65536 >/etc/subuid
 cp /etc/subuid /etc/subgid
 
 # ---- the users come from the directory ------------------------------------------
@@ -118,6 +137,17 @@ check "offline, warm cache: alice is isolated (decided from sssd's cache)" isola
 check "offline, warm cache: carol is isolated (her cached membership)" isolated carol
 check "offline, warm cache control: bob gets the host namespaces" on_host bob
 check "sssd reports the directory offline" grep -rqsi "offline" /var/log/sssd/
+# frank's passwd entry is cached (his home was made with it), his groups
+# never were: offline, NSS knows him in no group but his primary one. A policy that exempts by default lets him in
+# unconfined (docs/DIRECTORY.md); one that isolates by default (exempting
+# admins) isolates him.
+check_eq "offline, groups never cached: NSS gives frank only his primary gid" \
+    "$DIR_GID_LDAPUSERS" "$(id -G frank 2>&1)"
+set_policy "$(policy_isolating true)"
+check "offline, groups never cached, [defaults] isolate = true: frank is isolated" isolated frank
+check "control, same policy: carol (admins, cached) is isolated now too, as a student" isolated carol
+check "control, same policy: bob (in no group now) is isolated by default" isolated bob
+set_policy "$(policy_isolating false)"
 # erin is in students but was never looked up: nothing cached.
 check "offline, cold cache: NSS does not know erin" sh -c "! getent passwd erin"
 check "offline, cold cache: ssh erin is refused" sh -c "! ssh $(printf '%q ' "${SSH_OPTS[@]}") erin@127.0.0.1 echo IN 2>/dev/null | grep -q IN"
