@@ -32,26 +32,14 @@ dir_remove_local_users
 slapd_start || { not_ok "slapd starts in the sandbox"; done_testing; exit 1; }
 sssd_start || { not_ok "sssd starts in the sandbox"; done_testing; exit 1; }
 for u in alice bob carol frank; do dir_home "$u"; done
-# The sandbox's policy, with interns isolated too; $1: [defaults] isolate.
+# The sandbox's policy (tests/lib/sandbox.sh), interns isolated as
+# students are; $1: [defaults] isolate.
 policy_isolating() {
-    cat <<EOF
-[defaults]
-isolate = $1
-
-[[policy]]
-name = "admins"
-groups = ["admins"]
-isolate = false
-
-[[policy]]
-name = "students"
-groups = ["students", "interns"]
-share = "user"
-on_logout = "kill"
-EOF
+    test_policy | sed -e "0,/^isolate = false\$/s//isolate = $1/" \
+        -e 's/^groups = \["students"\]$/groups = ["students", "interns"]/'
 }
 set_policy "$(policy_isolating false)"
-# Sub-ids by name (alice, carol) and by uid (bob).
+# Sub-ids by name (alice, carol, frank) and by uid (bob).
 printf '%s\n' alice:400000:65536 "$DIR_UID_BOB:500000:65536" carol:600000:65536 frank:700000:65536 >/etc/subuid
 cp /etc/subuid /etc/subgid
 
@@ -59,7 +47,7 @@ cp /etc/subuid /etc/subgid
 check_eq "NSS: alice comes from sssd (uid $DIR_UID_ALICE, primary group students)" \
     "alice:*:$DIR_UID_ALICE:$DIR_GID_STUDENTS" "$(getent passwd alice | cut -d: -f1-4)"
 check "NSS: no alice, bob, carol or students in /etc/passwd and /etc/group" \
-    sh -c "! grep -Eq '^(alice|bob|carol|erin):' /etc/passwd && ! grep -Eq '^(students|admins|ldapusers):' /etc/group"
+    sh -c "! grep -Eq '^(alice|bob|carol|erin|frank):' /etc/passwd && ! grep -Eq '^(students|admins|ldapusers|interns):' /etc/group"
 
 # ---- isolation decided by directory groups ----------------------------------------
 log_clear
