@@ -271,8 +271,11 @@ fn child_without_set(pamh: &mut PamHandle, args: &ModuleArgs) -> PamResultCode {
     child::exit_now(1)
 }
 
-/// The system the module's logins run against.
+/// The system the module's logins run against. Sub-ids that come from
+/// libsubid are asked through the helper: libsubid and its plugins are
+/// never loaded into the login process.
 fn system(args: &ModuleArgs) -> System {
+    nsjail::subid::ask_libsubid_through(&args.helper);
     System::new(&args.config, ExecHelper::new(&args.helper))
 }
 
