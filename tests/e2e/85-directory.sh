@@ -32,6 +32,11 @@ dir_remove_local_users
 slapd_start || { not_ok "slapd starts in the sandbox"; done_testing; exit 1; }
 sssd_start || { not_ok "sssd starts in the sandbox"; done_testing; exit 1; }
 for u in alice bob carol frank; do dir_home "$u"; done
+# gina: only her passwd entry, by number (her group stays uncached).
+getent passwd gina >/dev/null
+install -d -o "$DIR_UID_GINA" -g "$DIR_GID_CONTRACTORS" -m 700 /home/gina
+install -d -o "$DIR_UID_GINA" -m 700 /home/gina/.ssh
+install -o "$DIR_UID_GINA" -m 600 "$SB_KEY.pub" /home/gina/.ssh/authorized_keys
 # The sandbox's policy (tests/lib/sandbox.sh), interns isolated as
 # students are; $1: [defaults] isolate.
 policy_isolating() {
@@ -40,7 +45,7 @@ policy_isolating() {
 }
 set_policy "$(policy_isolating false)"
 # Sub-ids by name (alice, carol, frank) and by uid (bob).
-printf '%s\n' alice:400000:65536 "$DIR_UID_BOB:500000:65536" carol:600000:65536 frank:700000:65536 >/etc/subuid
+printf '%s\n' alice:400000:65536 "$DIR_UID_BOB:500000:65536" carol:600000:65536 frank:700000:65536 gina:800000:65536 >/etc/subuid
 cp /etc/subuid /etc/subgid
 
 # ---- the users come from the directory ------------------------------------------
@@ -126,12 +131,28 @@ check "offline, warm cache: carol is isolated (her cached membership)" isolated 
 check "offline, warm cache control: bob gets the host namespaces" on_host bob
 check "sssd reports the directory offline" grep -rqsi "offline" /var/log/sssd/
 # frank's passwd entry is cached (his home was made with it), his groups
-# never were: offline, NSS knows him in no group but his primary one. A policy that exempts by default lets him in
-# unconfined (docs/DIRECTORY.md); one that isolates by default (exempting
-# admins) isolates him.
+# never were: offline, NSS knows him in no group but his primary one, and
+# has no name for it. Under a policy that exempts by default, whether he
+# is an intern (isolated) cannot be decided: refused (on_error=deny), never
+# let in unconfined. One that isolates by default isolates him.
 check_eq "offline, groups never cached: NSS gives frank only his primary gid" \
     "$DIR_GID_LDAPUSERS" "$(id -G frank 2>&1)"
+# Nothing tells the module that frank's list is short (docs/DIRECTORY.md:
+# isolate by default on directory hosts). Where NSS cannot even name a
+# user's primary group (gina: her passwd entry cached, her group never),
+# her membership is visibly unknown: with a policy that isolates by group
+# and exempts by default, she is refused (on_error=deny), never let in
+# unconfined.
+check "offline, gina's group never cached: NSS has no name for her gid" \
+    sh -c "getent passwd gina >/dev/null && ! getent group $DIR_GID_CONTRACTORS"
+log_clear
+check "offline, gina's group unnamed, [defaults] exempt: gina is refused, not let in unconfined" \
+    sh -c "! ssh $(printf '%q ' "${SSH_OPTS[@]}") gina@127.0.0.1 echo IN 2>/dev/null | grep -q IN"
+check "log: the refusal names gina, the unnamed gid and the policy that might isolate her" \
+    log_has "user=gina .*policy=students action=refused .*NSS has no group entry for gid $DIR_GID_CONTRACTORS of user 'gina'"
+check "control, same moment: bob (groups cached) still gets the host namespaces" on_host bob
 set_policy "$(policy_isolating true)"
+check "offline, [defaults] isolate = true: gina is isolated" isolated gina
 check "offline, groups never cached, [defaults] isolate = true: frank is isolated" isolated frank
 check "control, same policy: carol (admins, cached) is isolated now too, as a student" isolated carol
 check "control, same policy: bob (in no group now) is isolated by default" isolated bob

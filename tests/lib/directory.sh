@@ -14,11 +14,14 @@ DIR_ROOTDN=cn=admin,$DIR_BASE
 DIR_PW=secret
 # uid and gid numbers no /etc/passwd or /etc/group has.
 DIR_UID_ALICE=50001 DIR_UID_BOB=50002 DIR_UID_CAROL=50003 DIR_UID_ERIN=50005 DIR_UID_FRANK=50006
+DIR_UID_GINA=50007
 DIR_GID_STUDENTS=50100 DIR_GID_ADMINS=50200 DIR_GID_LDAPUSERS=50300 DIR_GID_INTERNS=50400
+DIR_GID_CONTRACTORS=50500
 
 # dir_ldif: the tree. alice: students is her PRIMARY group; bob and erin:
 # students through memberUid (secondary); carol: admins (secondary);
-# frank: interns (secondary), a group no one else is in.
+# frank: interns (secondary), a group no one else is in; gina: contractors
+# (primary), a group no one else is in and no test looks up by name.
 dir_ldif() {
     local u uid gid
     cat <<EOF
@@ -59,10 +62,15 @@ objectClass: posixGroup
 cn: interns
 gidNumber: $DIR_GID_INTERNS
 memberUid: frank
+
+dn: cn=contractors,ou=groups,$DIR_BASE
+objectClass: posixGroup
+cn: contractors
+gidNumber: $DIR_GID_CONTRACTORS
 EOF
     for u in alice:$DIR_UID_ALICE:$DIR_GID_STUDENTS bob:$DIR_UID_BOB:$DIR_GID_LDAPUSERS \
         carol:$DIR_UID_CAROL:$DIR_GID_LDAPUSERS erin:$DIR_UID_ERIN:$DIR_GID_LDAPUSERS \
-        frank:$DIR_UID_FRANK:$DIR_GID_LDAPUSERS; do
+        frank:$DIR_UID_FRANK:$DIR_GID_LDAPUSERS gina:$DIR_UID_GINA:$DIR_GID_CONTRACTORS; do
         IFS=: read -r u uid gid <<<"$u"
         cat <<EOF
 

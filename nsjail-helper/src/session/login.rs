@@ -384,6 +384,30 @@ fn decide(host: &dyn Host, req: &LoginRequest<'_>) -> Decided {
         Err(e) => return Decided::Final(broken_policy(host, req, &user, e)),
     };
     let decision = config.decide(&user, req.service);
+    if let Some(policy) = config.unknown_group_could_isolate(&user, req.service, &decision) {
+        let gids: Vec<String> = user
+            .groups
+            .iter()
+            .filter(|g| g.name.is_none())
+            .map(|g| g.gid.to_string())
+            .collect();
+        let error = format!(
+            "NSS has no group entry for gid {} of user '{}' (a directory offline, its group never cached?): whether policy {policy} isolates her by group cannot be decided",
+            gids.join(","),
+            user.name
+        );
+        return Decided::Final(if req.on_error == OnError::Allow {
+            Outcome::Unconfined { error }
+        } else {
+            Outcome::Refused {
+                policy: policy.clone(),
+                step: Some("groups"),
+                error,
+                reason: Some("on_error=deny".into()),
+                load_error: None,
+            }
+        });
+    }
     if decision.settings.is_none() {
         return Decided::Final(Outcome::Exempt {
             policy: decision.policy,
