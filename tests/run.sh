@@ -74,7 +74,7 @@ source tests/lib/debian13.sh
 start=$SECONDS
 if step "Debian 13 root (debootstrap, cached under $DEBIAN13_CACHE)" debian13_root >/dev/null; then
     echo "# Debian 13 root ready after $((SECONDS - start)) s"
-    for script in tests/e2e/20-ssh.sh tests/e2e/30-failures.sh; do
+    for script in tests/e2e/20-ssh.sh tests/e2e/30-failures.sh tests/e2e/90-services.sh; do
         run_e2e "$script" NSJAIL_ROOTFS=debian13
     done
     # Debian 13 booted with systemd 257 (logind, pam_systemd, user@).
