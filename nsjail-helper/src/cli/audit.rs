@@ -254,7 +254,7 @@ fn fix_for(dirs: &PamDirs, service: &str, path: &Path) -> String {
         "cron" => "pam_nsjail then runs isolated users' cron jobs inside their set; without it they run outside the set",
         "su" | "su-l" | "runuser" | "runuser-l" => "pam_nsjail then places the session of an isolated target user in her set; without it su/runuser give a shell outside the set",
         "atd" => "pam_nsjail then refuses isolated users' at jobs (atd cannot run a job inside a set: its job process calls initgroups, which a set denies); without it they run outside the set",
-        "login" => "pam_nsjail then refuses console and serial logins of isolated users (login cannot run a session inside a set: docs/SERVICES.md); without them they log in outside the set",
+        "login" => "pam_nsjail then refuses console and serial logins of isolated users (login cannot run a session inside a set: docs/SERVICES.md); without it they log in outside the set",
         _ => "pam_nsjail then refuses isolated users there: it places sessions in a set only for sshd, cron, su and runuser",
     };
     format!("  fix: {edit}\n  ({consequence}), or deny isolated groups this service (e.g. pam_succeed_if / access.conf)")

@@ -503,7 +503,7 @@ pub fn login(host: &dyn Host, req: &LoginRequest<'_>) -> Outcome {
         App::Other(exe) => {
             return Outcome::refused(
                 &decision.policy,
-                format!("{exe} cannot place sessions in a namespace set (sshd, cron, atd, su, runuser and login can); refusing isolated user"),
+                format!("{exe} cannot place sessions in a namespace set (only sshd, cron, su and runuser can); refusing isolated user"),
             )
         }
     }
