@@ -159,6 +159,18 @@ for svc in su su-l runuser runuser-l; do
         log_has "pam_nsjail\($svc:session\): user=alice service=$svc policy=students action=joined set=u$uid_alice"
 done
 check_eq "su: the exit code of the command comes back" 7 "$(su alice -c 'exit 7' >/dev/null 2>&1; echo $?)"
+out=$(python3 "$REPO/tests/lib/ptydrive.py" - "nsprobe; exit" -- su - alice 2>&1)
+in_her_set "root: su - alice, interactive on a pty" "$out" "alice nobody "
+# A signal sent to su's pid (the relay, on the host) reaches su inside the
+# set, which ends the shell: nothing of the session is left.
+su alice -c 'echo started >/dev/shm/su-term; exec sleep 40' &
+su_pid=$!
+WAIT_TRIES=100 wait_for nsjail-helper enter alice -- test -e /dev/shm/su-term
+kill -TERM "$su_pid"
+wait "$su_pid"
+su_rc=$?
+check_ne "kill -TERM su: su ends, not with success" 0 "$su_rc"
+check "kill -TERM su: its command in the set ends too" wait_for sh -c '! pgrep -fx "sleep 40"'
 check_eq "control: su carol (exempt) runs in the host namespaces" "$host" "$(field ns "$(su carol -c nsprobe)")"
 check_eq "control: runuser -u carol (exempt) runs in the host namespaces" "$host" \
     "$(field ns "$(runuser -u carol -- nsprobe)")"
