@@ -69,7 +69,8 @@ for script in tests/e2e/*.sh; do
 done
 
 # Debian 13 (OpenSSH 10 with sshd-session, Linux-PAM 1.7): the ssh
-# scenarios again, against Debian 13's own binaries in a cached root.
+# scenarios and the other services (cron, at, util-linux su, runuser and
+# login) again, against Debian 13's own binaries in a cached root.
 source tests/lib/debian13.sh
 start=$SECONDS
 if step "Debian 13 root (debootstrap, cached under $DEBIAN13_CACHE)" debian13_root >/dev/null; then
