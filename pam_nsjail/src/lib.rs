@@ -16,11 +16,12 @@
 //! cron has the same shape, but its job process (where setcred runs)
 //! execs the job itself: there step 3 forks into the set
 //! (`nsset::fork_into_set`) and the original stays on the host as the
-//! job's relay. su, runuser, login and atd run no hook after
-//! open_session in the session's child: there open_session itself forks
-//! into the set, the child goes on in the application's code inside the
-//! set, and the original relays and does step 4 once the child ended
-//! (docs/SERVICES.md).
+//! job's relay. su and runuser run no hook after open_session in the
+//! session's child: there open_session itself forks into the set, the
+//! child goes on in the application's code inside the set, and the
+//! original relays and does step 4 once the child ended. login and atd
+//! have the same shape but were measured not to work inside a set: they
+//! are refused (docs/SERVICES.md).
 //!
 //! No panics cross the FFI boundary (pam-bindings guards every hook, and
 //! the lints below forbid the obvious sources), no threads are started.
