@@ -166,6 +166,13 @@ in_her_set "root: su - alice, interactive on a pty" "$out" "alice nobody "
 su alice -c 'echo started >/dev/shm/su-term; exec sleep 40' &
 su_pid=$!
 WAIT_TRIES=100 wait_for nsjail-helper enter alice -- test -e /dev/shm/su-term
+# su inside the set stopped: its relay stops too (so a calling shell's job
+# control sees it), and continuing the relay continues su.
+y=$(pgrep -P "$su_pid" -x su)
+kill -STOP "$y"
+check "su stopped inside the set: its relay on the host stops with it" wait_for sh -c "[ \"\$(ps -o stat= -p $su_pid | cut -c1)\" = T ]"
+kill -CONT "$su_pid"
+check "continuing the relay continues su inside the set" wait_for sh -c "[ \"\$(ps -o stat= -p $y | cut -c1)\" != T ]"
 kill -TERM "$su_pid"
 wait "$su_pid"
 su_rc=$?
