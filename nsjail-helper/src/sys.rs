@@ -612,3 +612,29 @@ impl Libsubid {
         out
     }
 }
+
+/// Sets `sig`'s disposition to the default (`SIG_DFL`).
+pub fn default_disposition(sig: i32) {
+    // SAFETY: SIG_DFL installs no handler code.
+    unsafe { libc::signal(sig, libc::SIG_DFL) };
+}
+
+/// Dies of `sig`, as a process that passes on how its child ended does:
+/// default disposition, unblocked, no core file; `_exit(128 + sig)` if
+/// the signal does not kill.
+pub fn die_of_signal(sig: i32) -> ! {
+    default_disposition(sig);
+    let no_core = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: a valid rlimit struct, read during the call only.
+    unsafe { libc::setrlimit(libc::RLIMIT_CORE, &no_core) };
+    if let Ok(s) = nix::sys::signal::Signal::try_from(sig) {
+        let mut set = SigSet::empty();
+        set.add(s);
+        let _ = set.thread_unblock();
+        let _ = nix::sys::signal::raise(s);
+    }
+    exit_now(128 + sig)
+}

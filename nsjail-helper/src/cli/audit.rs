@@ -212,13 +212,24 @@ pub fn stacks(dirs: &PamDirs, service: &str) -> Stacks {
 /// walk too, but only on a failure, which fails setcred: the login is
 /// then refused, never unconfined.)
 pub fn setcred_skips(dirs: &PamDirs, service: &str) -> Vec<String> {
+    skips_before_ours(dirs, service, false)
+}
+
+/// `setcred_skips` for our line where it is, or (`appended`) where
+/// `@include nsjail` appended to the service would put it: last.
+fn skips_before_ours(dirs: &PamDirs, service: &str, appended: bool) -> Vec<String> {
     let mut lines = Vec::new();
     expand(dirs, service, Some("auth"), 0, &mut lines);
     // Jumps count the lines of the stack they are in: the top level here,
     // substack lines being opaque to it.
     let top: Vec<&PamLine> = lines.iter().filter(|l| !l.in_substack).collect();
-    let Some(ours) = top.iter().position(|l| module_is_nsjail(&l.module)) else {
-        return Vec::new();
+    let ours = if appended {
+        top.len()
+    } else {
+        match top.iter().position(|l| module_is_nsjail(&l.module)) {
+            Some(i) => i,
+            None => return Vec::new(),
+        }
     };
     let mut skips = Vec::new();
     for (i, line) in top.iter().enumerate().take(ours) {
@@ -249,9 +260,13 @@ pub fn setcred_skips(dirs: &PamDirs, service: &str) -> Vec<String> {
 pub enum Fix {
     /// Append `@include nsjail` to `local`, after copying `vendor` there
     /// when only the vendor directory has the service.
+    /// `auth_first`: the service joins through pam_setcred (sshd, cron)
+    /// and its auth stack would stop before the appended auth line, so
+    /// that line also goes first.
     Include {
         local: PathBuf,
         vendor: Option<PathBuf>,
+        auth_first: bool,
     },
     /// Put `auth optional pam_nsjail.so` first in `local`, where
     /// pam_setcred could stop before the included auth line.
@@ -293,7 +308,11 @@ fn sh_quote(s: &str) -> String {
 /// changes nothing the second time).
 pub fn fix_script(fix: &Fix) -> String {
     match fix {
-        Fix::Include { local, vendor } => {
+        Fix::Include {
+            local,
+            vendor,
+            auth_first,
+        } => {
             let l = sh_quote(&local.display().to_string());
             let mut out = String::new();
             if let Some(v) = vendor {
@@ -305,6 +324,11 @@ pub fn fix_script(fix: &Fix) -> String {
             out.push_str(&format!(
                 "grep -qsE '^[[:space:]]*@include[[:space:]]+nsjail([[:space:]#]|$)' {l} || echo '@include nsjail' >> {l}\n"
             ));
+            if *auth_first {
+                out.push_str(&fix_script(&Fix::AuthFirst {
+                    local: local.clone(),
+                }));
+            }
             out
         }
         Fix::AuthFirst { local } => {
@@ -321,8 +345,11 @@ pub fn fix_script(fix: &Fix) -> String {
 fn with_the_include(service: &str) -> &'static str {
     match service {
         "systemd-user" => "pam_nsjail then refuses the user manager (systemd --user) of isolated users; without it, `systemd-run --user` and the user's units run outside the set",
-        "cron" | "atd" => "pam_nsjail then refuses isolated users there, so their cron/at jobs do not run; without it they run outside the set",
-        _ => "pam_nsjail then refuses isolated users there: only sshd can place a session in a set",
+        "cron" => "pam_nsjail then runs isolated users' cron jobs inside their set; without it they run outside the set",
+        "su" | "su-l" | "runuser" | "runuser-l" => "pam_nsjail then places the session of an isolated target user in her set; without it su/runuser give a shell outside the set",
+        "atd" => "pam_nsjail then refuses isolated users' at jobs (atd cannot run a job inside a set: its job process calls initgroups, which a set denies); without it they run outside the set",
+        "login" => "pam_nsjail then refuses console and serial logins of isolated users (login cannot run a session inside a set: docs/SERVICES.md); without it they log in outside the set",
+        _ => "pam_nsjail then refuses isolated users there: it places sessions in a set only for sshd, cron, su and runuser",
     }
 }
 
@@ -353,7 +380,11 @@ fn bypass(dirs: &PamDirs, service: &str, path: &Path) -> Finding {
             path.display(),
             with_the_include(service)
         ),
-        Some(Fix::Include { local, vendor }),
+        Some(Fix::Include {
+            local,
+            vendor,
+            auth_first: service == "cron" && !skips_before_ours(dirs, service, true).is_empty(),
+        }),
     )
 }
 
@@ -375,7 +406,11 @@ fn sshd_finding(dirs: &PamDirs) -> Finding {
                 path.display(),
                 local.display()
             ),
-            Some(Fix::Include { local, vendor }),
+            Some(Fix::Include {
+                local,
+                vendor,
+                auth_first: !skips_before_ours(dirs, "sshd", true).is_empty(),
+            }),
         );
     }
     if !sshd.nsjail_auth {
@@ -413,6 +448,27 @@ pub fn audit(dirs: &PamDirs) -> Vec<Finding> {
             continue;
         };
         let st = stacks(dirs, service);
+        if *service == "cron" && st.nsjail_session {
+            // cron, like sshd, joins in the job's process through setcred.
+            let skips = setcred_skips(dirs, service);
+            if !st.nsjail_auth || !skips.is_empty() {
+                out.push(Finding::problem(
+                    format!(
+                        "{}: pam_setcred cannot reach 'auth optional pam_nsjail.so'{}: isolated users' cron jobs are refused\n  fix: use '@include nsjail', which has both lines, with no 'sufficient' module, 'done' action or [success=N] jump before the auth line (or put 'auth optional pam_nsjail.so' first)",
+                        path.display(),
+                        if skips.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" (stops at: {})", skips.join("; "))
+                        }
+                    ),
+                    Some(Fix::AuthFirst {
+                        local: dirs.local.join(service),
+                    }),
+                ));
+                continue;
+            }
+        }
         if st.session_lines == 0 || st.nsjail_session {
             out.push(Finding::ok(format!("{}: ok", path.display())));
         } else {
@@ -671,7 +727,9 @@ mod tests {
                  problem: bad,
                  message: m,
                  ..
-             }| *bad && m.contains("'cron'") && m.contains("cron/at jobs")
+             }| *bad
+                && m.contains("'cron'")
+                && m.contains("cron jobs inside their set")
         ));
         // The local sshd overrides the vendor one.
         assert!(findings.iter().any(
@@ -979,5 +1037,46 @@ mod tests {
         assert!(!use_pam_finding(&main).unwrap().problem);
         assert_eq!(sshd_use_pam(&dir.join("missing")), None);
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn cron_needs_the_auth_line_where_setcred_reaches_it() {
+        let nsjail = "auth optional pam_nsjail.so\nsession required pam_nsjail.so\n";
+        let cron_of = |tag: &str, cron: &str| {
+            let dir = pam_dir_named(
+                tag,
+                &[
+                    ("nsjail", nsjail),
+                    ("cron", cron),
+                    ("sshd", "@include nsjail\n"),
+                ],
+            );
+            let found = audit(&only(&dir))
+                .into_iter()
+                .find(|f| f.message.contains("/cron"))
+                .expect("cron audited");
+            let _ = fs::remove_dir_all(&dir);
+            found
+        };
+        let f = cron_of("cron-ok", "session required pam_unix.so\n@include nsjail\n");
+        assert!(!f.problem, "{}", f.message);
+        let f = cron_of("cron-noauth", "session required pam_nsjail.so\n");
+        assert!(
+            f.problem && f.message.contains("isolated users' cron jobs are refused"),
+            "{}",
+            f.message
+        );
+        let f = cron_of(
+            "cron-skip",
+            "auth sufficient pam_rootok.so\n@include nsjail\n",
+        );
+        assert!(
+            f.problem
+                && f.message
+                    .contains("stops at: auth sufficient pam_rootok.so"),
+            "{}",
+            f.message
+        );
+        assert!(matches!(f.fix, Some(Fix::AuthFirst { .. })));
     }
 }
