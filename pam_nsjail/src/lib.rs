@@ -38,7 +38,7 @@ use args::ModuleArgs;
 use ffi::{AuthSeen, Decided, SessionData};
 use nsjail::child::{self, ChildFailure};
 use nsjail::log::Level;
-use nsjail::nsset::{ExecHelper, Identity, SetError};
+use nsjail::nsset::{ExecHelper, Forward, Identity, SetError};
 use nsjail::paths;
 use nsjail::procfs;
 use nsjail::registry::Registry;
@@ -203,19 +203,13 @@ fn child_join(pamh: &PamHandle, data: &SessionData, debug: bool) -> PamResultCod
                 ChildFailure::Error(e) => e,
                 ChildFailure::Panic(m) => SetError::new("join", format!("panic: {m}")),
             };
-            ffi::syslog(
+            log_about(
                 pamh,
-                LOG_ERR,
-                &decision_line(
-                    &data.user,
-                    &data.service,
-                    &data.policy,
-                    "refused",
-                    &data.key,
-                    &format!(
-                        "step=\"{}\" error=\"{}\" (session process exits)",
-                        e.step, e.cause
-                    ),
+                data,
+                "refused",
+                &format!(
+                    "step=\"{}\" error=\"{}\" (session process exits)",
+                    e.step, e.cause
                 ),
             );
         },
@@ -234,6 +228,22 @@ fn child_join(pamh: &PamHandle, data: &SessionData, debug: bool) -> PamResultCod
         );
     }
     PamResultCode::PAM_SUCCESS
+}
+
+/// Logs (LOG_ERR) a decision line about the set of `data`'s session.
+fn log_about(pamh: &PamHandle, data: &SessionData, action: &str, detail: &str) {
+    ffi::syslog(
+        pamh,
+        LOG_ERR,
+        &decision_line(
+            &data.user,
+            &data.service,
+            &data.policy,
+            action,
+            &data.key,
+            detail,
+        ),
+    );
 }
 
 /// sshd's post-auth child when open_session left no set to join. OpenSSH
@@ -353,9 +363,12 @@ fn open_session(pamh: &mut PamHandle, args: &ModuleArgs) -> PamResultCode {
     };
     let placed = *placement;
     let opened = placed.opened;
+    let manager = matches!(req.app, App::UserManager(_));
     // The login's pty, which this process allocates later, must come from
     // the set's own devpts so its name means the same inside the set.
-    if let Err(e) = nsjail::nsset::adopt_set_ptys(opened.holder.pidfd.as_fd()) {
+    // (The user manager allocates none.)
+    if manager {
+    } else if let Err(e) = nsjail::nsset::adopt_set_ptys(opened.holder.pidfd.as_fd()) {
         ffi::syslog(
             pamh,
             priority(Level::Warning),
@@ -415,14 +428,69 @@ fn open_session(pamh: &mut PamHandle, args: &ModuleArgs) -> PamResultCode {
     // Reap the process that built a new set only now, off the login's
     // critical path.
     drop(h0);
+    if manager {
+        return split_user_manager(pamh, args);
+    }
     PamResultCode::PAM_SUCCESS
 }
 
-fn close_session(pamh: &mut PamHandle, args: &ModuleArgs) -> PamResultCode {
+/// The user manager's executor, after its session was placed: the process
+/// splits (`nsjail::manager`). Returns only in the child that becomes
+/// `systemd --user` inside the set, or, before anything was started, with
+/// a refusal; the original stays on the host until the manager has ended,
+/// closes the session there and exits as the manager did.
+fn split_user_manager(pamh: &PamHandle, args: &ModuleArgs) -> PamResultCode {
+    let Some(data) = ffi::session_data(pamh) else {
+        return PamResultCode::PAM_SESSION_ERR;
+    };
+    let Some(pidfd) = data.pidfd.take() else {
+        return PamResultCode::PAM_SESSION_ERR;
+    };
+    let refused = |detail: &str| log_about(pamh, data, "refused", detail);
+    let split = nsjail::nsset::fork_into_set_with(
+        pidfd.as_fd(),
+        Forward::All,
+        || nsjail::manager::join(pidfd.as_fd(), data.join_flags),
+        |ended| {
+            if let Some(e) = &ended.join_error {
+                refused(&format!(
+                    "error=\"{}\" (the user manager exits)",
+                    e.to_string().replace('"', "'")
+                ));
+            }
+            if args.debug {
+                ffi::syslog(
+                    pamh,
+                    LOG_DEBUG,
+                    &format!("user manager ended: {:?}", ended.status),
+                );
+            }
+            close_session(pamh, args);
+        },
+    );
+    match split {
+        Ok(()) => {
+            // The manager, in the set: never join again, never close (the
+            // original does, on the host).
+            data.joined.set(true);
+            data.pidfd.set(Some(pidfd));
+            PamResultCode::PAM_SUCCESS
+        }
+        Err(e) => {
+            refused(&format!("step=\"{}\" error=\"{}\"", e.step, e.cause));
+            close_session(pamh, args);
+            PamResultCode::PAM_SESSION_ERR
+        }
+    }
+}
+
+fn close_session(pamh: &PamHandle, args: &ModuleArgs) -> PamResultCode {
     let Some(data) = ffi::session_data(pamh) else {
         return PamResultCode::PAM_IGNORE;
     };
-    if data.opener_pid != std::process::id() {
+    // `joined`: a process that joined the set (sshd's child, the user
+    // manager), whose pid in the set may equal the opener's on the host.
+    if data.opener_pid != std::process::id() || data.joined.get() {
         return PamResultCode::PAM_IGNORE;
     }
     let line = |action: &str, detail: &str| {
