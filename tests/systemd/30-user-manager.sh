@@ -100,6 +100,18 @@ unit_run loginctl disable-linger alice
 C systemctl stop "user@$uid_alice.service"
 C systemctl reset-failed "user@$uid_alice.service" 2>/dev/null
 
+# ---- not lingering: the manager holds the set until logind stops it -----------------------
+login_bg alice 2003
+wait_for active "$uid_alice" active
+logout_bg 2003
+sleep 2
+check "not lingering: 2 s after her last logout the manager still holds her set" \
+    sh -c "nsenter -t $BOOT_INIT -a ls /run/pam_nsjail/sets | grep -qx u$uid_alice"
+alice_gone() { ! C pgrep -u alice >/dev/null && [ -z "$(C ls /run/pam_nsjail/sets)" ]; }
+within_20s() { WAIT_TRIES=400 wait_for "$@"; }
+check "not lingering: logind stops user@ (UserStopDelaySec, 10 s) and the set ends with it" \
+    within_20s alice_gone
+
 # ---- refused: a cgroup namespace (the default here), or limits -----------------------------
 # (This lab has no cgroup controllers, so limits also refuse her ssh
 # logins: only the manager's own refusal is checked there.)
