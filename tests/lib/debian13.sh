@@ -24,6 +24,7 @@ DEBIAN13_PACKAGES=(
     systemd systemd-sysv libpam-systemd dbus dbus-user-session
     procps util-linux iproute2 psmisc python3 passwd sudo strace
     man-db pkgconf libpam0g-dev dpkg-dev nftables conntrack
+    cron at
 )
 # Bump when debian13_finish changes, so old caches are not reused.
 DEBIAN13_RECIPE=3

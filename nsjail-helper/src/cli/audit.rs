@@ -250,9 +250,12 @@ fn fix_for(dirs: &PamDirs, service: &str, path: &Path) -> String {
         )
     };
     let consequence = match service {
-        "systemd-user" => "pam_nsjail then refuses the user manager (systemd --user) of isolated users; without it, `systemd-run --user` and the user's units run outside the set",
-        "cron" | "atd" => "pam_nsjail then refuses isolated users there, so their cron/at jobs do not run; without it they run outside the set",
-        _ => "pam_nsjail then refuses isolated users there: only sshd can place a session in a set",
+        "systemd-user" => "pam_nsjail then runs the user manager (systemd --user) of isolated users inside their set where the policy says \"!cgroup\" (with the user@.service drop-in pam_nsjail.conf), and refuses it otherwise; without it, `systemd-run --user` and the user's units run outside the set",
+        "cron" => "pam_nsjail then runs isolated users' cron jobs inside their set; without it they run outside the set",
+        "su" | "su-l" | "runuser" | "runuser-l" => "pam_nsjail then places the session of an isolated target user in her set; without it su/runuser give a shell outside the set",
+        "atd" => "pam_nsjail then refuses isolated users' at jobs (atd cannot run a job inside a set: its job process calls initgroups, which a set denies); without it they run outside the set",
+        "login" => "pam_nsjail then refuses console and serial logins of isolated users (login cannot run a session inside a set: docs/SERVICES.md); without it they log in outside the set",
+        _ => "pam_nsjail then refuses isolated users there: it places sessions in a set only for sshd, cron, su and runuser",
     };
     format!("  fix: {edit}\n  ({consequence}), or deny isolated groups this service (e.g. pam_succeed_if / access.conf)")
 }
@@ -310,6 +313,21 @@ pub fn audit(dirs: &PamDirs) -> Vec<(bool, String)> {
             continue;
         };
         let st = stacks(dirs, service);
+        if *service == "cron" && st.nsjail_session {
+            // cron, like sshd, joins in the job's process through setcred.
+            let skips = setcred_skips(dirs, service);
+            if !st.nsjail_auth || !skips.is_empty() {
+                out.push((
+                    true,
+                    format!(
+                        "{}: pam_setcred cannot reach 'auth optional pam_nsjail.so'{}: isolated users' cron jobs are refused\n  fix: use '@include nsjail', which has both lines, with no 'sufficient' module, 'done' action or [success=N] jump before the auth line",
+                        path.display(),
+                        if skips.is_empty() { String::new() } else { format!(" (stops at: {})", skips.join("; ")) }
+                    ),
+                ));
+                continue;
+            }
+        }
         if st.session_lines == 0 || st.nsjail_session {
             out.push((false, format!("{}: ok", path.display())));
             continue;
@@ -447,10 +465,16 @@ mod tests {
             "{}",
             user.1
         );
-        assert!(user.1.contains("refuses the user manager"), "{}", user.1);
-        assert!(findings
-            .iter()
-            .any(|(bad, m)| *bad && m.contains("'cron'") && m.contains("cron/at jobs")));
+        assert!(
+            user.1.contains(
+                "runs the user manager (systemd --user) of isolated users inside their set"
+            ),
+            "{}",
+            user.1
+        );
+        assert!(findings.iter().any(|(bad, m)| *bad
+            && m.contains("'cron'")
+            && m.contains("cron jobs inside their set")));
         // The local sshd overrides the vendor one.
         assert!(findings.iter().any(
             |(bad, m)| !*bad && m.starts_with(&format!("{}: ok", local.join("sshd").display()))
@@ -614,5 +638,41 @@ mod tests {
             .iter()
             .any(|(bad, m)| *bad && m.contains("without 'auth optional")));
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn cron_needs_the_auth_line_where_setcred_reaches_it() {
+        let nsjail = "auth optional pam_nsjail.so\nsession required pam_nsjail.so\n";
+        let cron_of = |tag: &str, cron: &str| {
+            let dir = pam_dir_named(
+                tag,
+                &[
+                    ("nsjail", nsjail),
+                    ("cron", cron),
+                    ("sshd", "@include nsjail\n"),
+                ],
+            );
+            let found = audit(&only(&dir))
+                .into_iter()
+                .find(|(_, m)| m.contains("/cron"))
+                .expect("cron audited");
+            let _ = fs::remove_dir_all(&dir);
+            found
+        };
+        let (bad, m) = cron_of("cron-ok", "session required pam_unix.so\n@include nsjail\n");
+        assert!(!bad, "{m}");
+        let (bad, m) = cron_of("cron-noauth", "session required pam_nsjail.so\n");
+        assert!(
+            bad && m.contains("isolated users' cron jobs are refused"),
+            "{m}"
+        );
+        let (bad, m) = cron_of(
+            "cron-skip",
+            "auth sufficient pam_rootok.so\n@include nsjail\n",
+        );
+        assert!(
+            bad && m.contains("stops at: auth sufficient pam_rootok.so"),
+            "{m}"
+        );
     }
 }

@@ -69,7 +69,7 @@ const SI_KERNEL: i32 = 0x80;
 pub struct Ended {
     /// Y could not enter the set (it exited with status 1 without
     /// returning into the application): why.
-    pub join_error: Option<String>,
+    pub join_error: Option<SetError>,
     /// Y's exit code, or the signal that killed it.
     pub status: EndStatus,
 }
@@ -159,16 +159,20 @@ fn in_child(saved: SigSet, report: OwnedFd, join: impl FnOnce() -> Result<(), Se
     }));
     let why = match outcome {
         Ok(Ok(())) => return, // `report` closes: W reads EOF, no error
-        Ok(Err(e)) => e.to_string(),
-        Err(p) => format!(
-            "panic: {}",
-            p.downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| p.downcast_ref::<String>().cloned())
-                .unwrap_or_default()
+        Ok(Err(e)) => e,
+        Err(p) => SetError::new(
+            "join",
+            format!(
+                "panic: {}",
+                p.downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| p.downcast_ref::<String>().cloned())
+                    .unwrap_or_default()
+            ),
         ),
     };
-    let _ = report.write_all(why.as_bytes());
+    // "step NUL cause": W splits it again.
+    let _ = report.write_all(format!("{}\0{}", why.step, why.cause).as_bytes());
     child::exit_now(1)
 }
 
@@ -193,10 +197,11 @@ fn relay(
         let mut why = String::new();
         let _ = File::from(report).read_to_string(&mut why);
         let status = wait_relaying(y, blocked, forward);
-        Ended {
-            join_error: (!why.is_empty()).then_some(why),
-            status,
-        }
+        let join_error = (!why.is_empty()).then(|| match why.split_once('\0') {
+            Some((step, cause)) => SetError::new(step, cause),
+            None => SetError::new("join", why),
+        });
+        Ended { join_error, status }
     }));
     let Ok(ended) = ended else {
         // Y is our child: it goes on alone, and ends with its session.
@@ -288,9 +293,15 @@ pub fn join_keeping_root(set: BorrowedFd<'_>, flags: libc::c_int) -> Result<(), 
     if super::failpoint_armed("join-panic") {
         panic!("failpoint join-panic");
     }
+    // Joining a mount namespace moves the cwd to its root; the
+    // application may rely on its cwd (su without -l keeps it): the same
+    // path inside the set where it exists and this process may enter it.
+    let cwd = std::env::current_dir().ok();
     setns(set, CloneFlags::from_bits_retain(flags))
         .map_err(step_err("setns into the namespace set"))?;
-    std::env::set_current_dir("/").map_err(step_err("chdir /"))?;
+    if cwd.is_none_or(|c| std::env::set_current_dir(c).is_err()) {
+        std::env::set_current_dir("/").map_err(step_err("chdir /"))?;
+    }
     Ok(())
 }
 

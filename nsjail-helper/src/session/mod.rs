@@ -14,8 +14,8 @@ use std::io;
 use std::path::Path;
 
 pub use login::{
-    canonical_name, login, refusal_without_session, App, Host, LoginRequest, OnError, Outcome,
-    Placement, System,
+    canonical_name, login, refusal_without_session, App, Forker, Host, LoginRequest, OnError,
+    Outcome, Placement, System,
 };
 
 use crate::idmap;
