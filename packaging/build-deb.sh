@@ -63,6 +63,10 @@ strip --strip-unneeded --remove-section=.comment --remove-section=.note \
     "$stage$securedir/pam_nsjail.so" "$stage/usr/sbin/nsjail-helper"
 install -m644 config/pam.d/nsjail "$stage/etc/pam.d/nsjail"
 install -m644 config/pam_nsjail.toml "$stage/etc/security/pam_nsjail.toml"
+# The user manager's drop-in (NotifyAccess=all), read by systemd only; a
+# package's unit drop-ins live under /usr/lib.
+install -D -m644 "config/systemd/user@.service.d/pam_nsjail.conf" \
+    "$stage/usr/lib/systemd/system/user@.service.d/pam_nsjail.conf"
 for page in pam_nsjail.8 nsjail-helper.8 pam_nsjail.toml.5; do
     gzip -9n <"packaging/man/$page" >"$stage/usr/share/man/man${page##*.}/$page.gz"
 done

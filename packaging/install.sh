@@ -12,7 +12,8 @@
 #   SBINDIR     $PREFIX/sbin        nsjail-helper
 #   MANDIR      $PREFIX/share/man
 #   DOCDIR      $PREFIX/share/doc/pam_nsjail
-#   SYSCONFDIR  /etc                pam.d/nsjail, security/pam_nsjail.toml
+#   SYSCONFDIR  /etc                pam.d/nsjail, security/pam_nsjail.toml,
+#                                   systemd/system/user@.service.d/pam_nsjail.conf
 #   SECUREDIR   the system's PAM module directory: pkg-config's securedir,
 #               else the directory holding pam_unix.so
 #
@@ -69,7 +70,8 @@ module=$SECUREDIR/pam_nsjail.so
 helper=$SBINDIR/nsjail-helper
 include=$SYSCONFDIR/pam.d/nsjail
 policy=$SYSCONFDIR/security/pam_nsjail.toml
-files=("$module" "$helper" "$include"
+dropin=$SYSCONFDIR/systemd/system/user@.service.d/pam_nsjail.conf
+files=("$module" "$helper" "$include" "$dropin"
     "$MANDIR/man8/pam_nsjail.8" "$MANDIR/man8/nsjail-helper.8" "$MANDIR/man5/pam_nsjail.toml.5"
     "$DOCDIR/README.md" "$DOCDIR/SECURITY.md")
 
@@ -92,7 +94,7 @@ if [ "$mode" = uninstall ]; then
             echo "removed $DESTDIR$f"
         fi
     done
-    rmdir "$DESTDIR$DOCDIR" 2>/dev/null || true
+    rmdir "$DESTDIR$DOCDIR" "$DESTDIR${dropin%/*}" 2>/dev/null || true
     echo "kept the policy $DESTDIR$policy (delete it by hand if no longer wanted)"
     exit 0
 fi
@@ -111,6 +113,7 @@ install -D -m644 packaging/man/nsjail-helper.8 "$DESTDIR$MANDIR/man8/nsjail-help
 install -D -m644 packaging/man/pam_nsjail.toml.5 "$DESTDIR$MANDIR/man5/pam_nsjail.toml.5"
 install -D -m644 README.md "$DESTDIR$DOCDIR/README.md"
 install -D -m644 SECURITY.md "$DESTDIR$DOCDIR/SECURITY.md"
+install -D -m644 "config/systemd/user@.service.d/pam_nsjail.conf" "$DESTDIR$dropin"
 for f in "${files[@]}"; do
     [ "$f" = "$include" ] || echo "installed $DESTDIR$f"
 done

@@ -12,6 +12,7 @@ pub mod dbus;
 pub mod idmap;
 pub mod limits;
 pub mod log;
+pub mod manager;
 pub mod net;
 pub mod nsset;
 pub mod paths;

@@ -638,3 +638,60 @@ pub fn die_of_signal(sig: i32) -> ! {
     }
     exit_now(128 + sig)
 }
+
+/// The audit architecture of this build, for a seccomp filter.
+#[cfg(target_arch = "x86_64")]
+const AUDIT_ARCH: u32 = 0xc000_003e;
+#[cfg(target_arch = "aarch64")]
+const AUDIT_ARCH: u32 = 0xc000_00b7;
+
+/// Installs a seccomp filter under which `setgroups(2)` of this build's
+/// architecture returns success without doing anything; every other call
+/// is allowed. For a process inside a set, whose user namespace denies
+/// setgroups for good (its groups are fixed at entry): see
+/// `manager.rs` for why and what it changes. Needs CAP_SYS_ADMIN in the
+/// caller's user namespace or no_new_privs; inherited by every child and
+/// kept across exec.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+pub fn setgroups_noop_filter() -> io::Result<()> {
+    const LD_W_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
+    const JEQ_K: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
+    const RET_K: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
+    // struct seccomp_data: nr at 0, arch at 4.
+    let stmt = |code, k| libc::sock_filter {
+        code,
+        jt: 0,
+        jf: 0,
+        k,
+    };
+    let jump = |k, jt, jf| libc::sock_filter {
+        code: JEQ_K,
+        jt,
+        jf,
+        k,
+    };
+    let filter = [
+        stmt(LD_W_ABS, 4),
+        jump(AUDIT_ARCH, 1, 0),
+        stmt(RET_K, libc::SECCOMP_RET_ALLOW),
+        stmt(LD_W_ABS, 0),
+        jump(libc::SYS_setgroups as u32, 0, 1),
+        // errno 0: the call "succeeds" without running.
+        stmt(RET_K, libc::SECCOMP_RET_ERRNO),
+        stmt(RET_K, libc::SECCOMP_RET_ALLOW),
+    ];
+    let prog = libc::sock_fprog {
+        len: filter.len() as u16,
+        filter: filter.as_ptr() as *mut libc::sock_filter,
+    };
+    // SAFETY: `prog` points to `filter`, both alive for the call; the
+    // kernel copies the program.
+    cerr(unsafe {
+        libc::prctl(
+            libc::PR_SET_SECCOMP,
+            libc::SECCOMP_MODE_FILTER as libc::c_ulong,
+            &prog as *const libc::sock_fprog,
+        )
+    })?;
+    Ok(())
+}

@@ -21,7 +21,10 @@
 //! child goes on in the application's code inside the set, and the
 //! original relays and does step 4 once the child ended. login and atd
 //! have the same shape but were measured not to work inside a set: they
-//! are refused (docs/SERVICES.md).
+//! are refused (docs/SERVICES.md). systemd's user manager opens its
+//! session in the executor that then execs `systemd --user` itself: there
+//! open_session forks into the set too (`nsjail::manager`), the child
+//! becomes the manager, and the original stays the unit's main process.
 //!
 //! No panics cross the FFI boundary (pam-bindings guards every hook, and
 //! the lints below forbid the obvious sources), no threads are started.
@@ -48,7 +51,7 @@ use args::ModuleArgs;
 use ffi::{AuthSeen, Decided, SessionData};
 use nsjail::child::{self, ChildFailure};
 use nsjail::log::Level;
-use nsjail::nsset::{ExecHelper, Identity, SetError};
+use nsjail::nsset::{ExecHelper, Forward, Identity, SetError};
 use nsjail::paths;
 use nsjail::procfs;
 use nsjail::registry::Registry;
@@ -445,9 +448,12 @@ fn open_session(pamh: &mut PamHandle, args: &ModuleArgs) -> PamResultCode {
     };
     let placed = *placement;
     let opened = placed.opened;
+    let manager = matches!(req.app, App::UserManager(_));
     // The login's pty, which this process allocates later, must come from
     // the set's own devpts so its name means the same inside the set.
-    if let Err(e) = nsjail::nsset::adopt_set_ptys(opened.holder.pidfd.as_fd()) {
+    // (The user manager allocates none.)
+    if manager {
+    } else if let Err(e) = nsjail::nsset::adopt_set_ptys(opened.holder.pidfd.as_fd()) {
         ffi::syslog(
             pamh,
             priority(Level::Warning),
@@ -508,17 +514,68 @@ fn open_session(pamh: &mut PamHandle, args: &ModuleArgs) -> PamResultCode {
     // Reap the process that built a new set only now, off the login's
     // critical path.
     drop(h0);
+    if manager {
+        return split_user_manager(pamh, args);
+    }
     if matches!(req.app, App::Forking(_)) {
         return fork_at_open(pamh, args);
     }
     PamResultCode::PAM_SUCCESS
 }
 
-fn close_session(pamh: &mut PamHandle, args: &ModuleArgs) -> PamResultCode {
+/// The user manager's executor, after its session was placed: the process
+/// splits (`nsjail::manager`). Returns only in the child that becomes
+/// `systemd --user` inside the set, or, before anything was started, with
+/// a refusal; the original stays on the host until the manager has ended,
+/// closes the session there and exits as the manager did.
+fn split_user_manager(pamh: &PamHandle, args: &ModuleArgs) -> PamResultCode {
+    let Some(data) = ffi::session_data(pamh) else {
+        return PamResultCode::PAM_SESSION_ERR;
+    };
+    let forked = take_pidfd(data).and_then(|pidfd| {
+        nsjail::nsset::fork_into_set_with(
+            pidfd.as_fd(),
+            Forward::All,
+            || nsjail::manager::join(pidfd.as_fd(), data.join_flags),
+            |ended| {
+                if let Some(why) = &ended.join_error {
+                    log_refused(pamh, data, &data.key, why, " (the user manager exits)");
+                }
+                if args.debug {
+                    ffi::syslog(
+                        pamh,
+                        LOG_DEBUG,
+                        &format!("user manager ended: {:?}", ended.status),
+                    );
+                }
+                let _ = close_registered(pamh, data, args);
+            },
+        )
+    });
+    match forked {
+        Ok(()) => {
+            // The manager, in the set: never join again, never close (the
+            // original does, on the host).
+            data.joined.set(true);
+            PamResultCode::PAM_SUCCESS
+        }
+        Err(e) => {
+            if let Ok(reg) = Registry::open(Path::new(paths::REGISTRY)) {
+                let _ = session::close(&reg, data.identity.uid, &data.key, data.opener_pid as i32);
+            }
+            log_refused(pamh, data, "-", &e, "");
+            PamResultCode::PAM_SESSION_ERR
+        }
+    }
+}
+
+fn close_session(pamh: &PamHandle, args: &ModuleArgs) -> PamResultCode {
     let Some(data) = ffi::session_data(pamh) else {
         return PamResultCode::PAM_IGNORE;
     };
-    if data.opener_pid != std::process::id() {
+    // `joined`: a process that joined the set (sshd's child, the user
+    // manager), whose pid in the set may equal the opener's on the host.
+    if data.opener_pid != std::process::id() || data.joined.get() {
         return PamResultCode::PAM_IGNORE;
     }
     close_registered(pamh, data, args)

@@ -24,7 +24,8 @@ check_eq "conffiles: include file and policy" "/etc/pam.d/nsjail|/etc/security/p
     "$(dpkg-deb --ctrl-tarfile "$NSJAIL_DEB" | tar -xO ./conffiles | tr '\n' '|')"
 contents=$(dpkg-deb -c "$NSJAIL_DEB")
 for f in /usr/sbin/nsjail-helper /usr/lib/$(dpkg-architecture -qDEB_HOST_MULTIARCH)/security/pam_nsjail.so /usr/share/man/man8/pam_nsjail.8.gz \
-    /usr/share/man/man5/pam_nsjail.toml.5.gz /usr/share/man/man8/nsjail-helper.8.gz /usr/share/doc/pam-nsjail/copyright; do
+    /usr/share/man/man5/pam_nsjail.toml.5.gz /usr/share/man/man8/nsjail-helper.8.gz /usr/share/doc/pam-nsjail/copyright \
+    /usr/lib/systemd/system/user@.service.d/pam_nsjail.conf; do
     case "$contents" in *"$f"*) ok "package contains $f" ;; *) not_ok "package contains $f" ;; esac
 done
 check "the helper is not setuid" sh -c "dpkg-deb -c '$NSJAIL_DEB' | grep 'usr/sbin/nsjail-helper' | grep -q '^-rwxr-xr-x root/root'"
@@ -50,7 +51,8 @@ check "the package is still installed after the refused removal" sh -c "dpkg -s 
 sed -i '/^@include nsjail/d' /etc/pam.d/sshd
 check "dpkg --purge removes it" dpkg --purge pam-nsjail
 left=$(ls /usr/sbin/nsjail-helper "$securedir/pam_nsjail.so" /etc/pam.d/nsjail /etc/security/pam_nsjail.toml \
-    /usr/share/man/man8/pam_nsjail.8.gz /usr/share/doc/pam-nsjail /run/pam_nsjail 2>/dev/null)
+    /usr/share/man/man8/pam_nsjail.8.gz /usr/share/doc/pam-nsjail /run/pam_nsjail \
+    /usr/lib/systemd/system/user@.service.d/pam_nsjail.conf 2>/dev/null)
 check_eq "after purge nothing of the package is left" "" "$left"
 check_eq "after purge ssh logins work unconfined" "$(readlink /proc/self/ns/pid)" "$(ssh_as alice 'readlink /proc/self/ns/pid' 2>&1)"
 
@@ -61,7 +63,8 @@ check "install.sh installs into DESTDIR" env DESTDIR=$stage PREFIX=/usr/local SE
 check "install.sh: helper under PREFIX" test -x "$stage/usr/local/sbin/nsjail-helper"
 check "install.sh: module in SECUREDIR" test -f "$stage/usr/local/lib/security/pam_nsjail.so"
 check "install.sh: the include file points at the helper under PREFIX" grep -q "helper=/usr/local/sbin/nsjail-helper" "$stage/etc/pam.d/nsjail"
+check "install.sh: the user manager's drop-in under SYSCONFDIR" grep -qx "NotifyAccess=all" "$stage/etc/systemd/system/user@.service.d/pam_nsjail.conf"
 check_eq "install.sh keeps an existing policy" "# mine" "$(cat "$stage/etc/security/pam_nsjail.toml")"
-check "install.sh --uninstall removes what it installed" sh -c "DESTDIR=$stage PREFIX=/usr/local SECUREDIR=/usr/local/lib/security bash $REPO/packaging/install.sh --uninstall >/dev/null && test ! -e $stage/usr/local/sbin/nsjail-helper"
+check "install.sh --uninstall removes what it installed" sh -c "DESTDIR=$stage PREFIX=/usr/local SECUREDIR=/usr/local/lib/security bash $REPO/packaging/install.sh --uninstall >/dev/null && test ! -e $stage/usr/local/sbin/nsjail-helper && test ! -e $stage/etc/systemd/system/user@.service.d"
 
 done_testing

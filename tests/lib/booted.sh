@@ -149,3 +149,25 @@ booted_begin() {
     KEY=(-i /root/.ssh/id_ed25519 -o BatchMode=yes -o StrictHostKeyChecking=no
         -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o ConnectTimeout=10)
 }
+
+# ---- helpers of the booted-lab scripts (after booted_begin: KEY) ---------
+
+# ssh_in USER CMD: an ssh login to the container's own sshd.
+ssh_in() {
+    local user=$1
+    shift
+    C ssh "${KEY[@]}" "$user@127.0.0.1" "$@"
+}
+# login_bg USER MARK: an interactive login (pty) held open by `sleep MARK`
+# (MARK >= 1000 tells the logins apart); logout_bg MARK ends it from the
+# client's side, as a user closing the connection would (the pty's hangup
+# ends the sleep).
+login_bg() {
+    C setsid sh -c "exec ssh -tt ${KEY[*]} $1@127.0.0.1 'exec sleep $2' </dev/null >/dev/null 2>&1" &
+    wait_for C pgrep -u "$1" -fx "sleep $2"
+}
+logout_bg() { C pkill -f "^ssh .*exec sleep $1"; }
+# set_gone: no set is registered and no holder runs.
+set_gone() { [ -z "$(C ls /run/pam_nsjail/sets 2>/dev/null)" ] && ! C pgrep -x nsjail-holder >/dev/null; }
+# journal_has ERE: a line of this boot's journal matches.
+journal_has() { C journalctl -q --no-pager -o cat -b | grep -Eq -- "$1"; }

@@ -23,11 +23,6 @@ C systemd-run -q --unit=lab-dns -p NetworkNamespacePath=/run/netns/outside netto
 C systemd-run -q --unit=lab-stub nettool dns-forward 127.0.0.53 $OUT
 C systemd-run -q --unit=lab-db nettool serve 127.0.0.1 5432 "host loopback db"
 wait_for C sh -c "nettool resolve test-host.example | grep -qx $OUT"
-ssh_in() {
-    local user=$1
-    shift
-    C ssh "${KEY[@]}" "$user@127.0.0.1" "$@"
-}
 fwd_before=$(C cat /proc/sys/net/ipv4/ip_forward)
 
 check "check accepts the private-network policy" C nsjail-helper check

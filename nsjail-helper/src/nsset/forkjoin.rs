@@ -50,6 +50,17 @@ const FORWARDED: [Signal; 7] = [
     Signal::SIGALRM,
 ];
 
+/// Which signals sent to W reach Y.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Forward {
+    /// A session's: `FORWARDED`, without those a terminal also sent Y.
+    Session,
+    /// Every signal W can catch, real-time ones included: the user
+    /// manager's main process, which systemd stops (SIGTERM), reloads
+    /// (its ReloadSignal, SIGRTMIN+25) and `systemctl kill`s with any.
+    All,
+}
+
 /// `si_code` of a signal the kernel generated (a terminal's ^C, a hangup).
 const SI_KERNEL: i32 = 0x80;
 
@@ -83,6 +94,16 @@ pub fn fork_into_set(
     join: impl FnOnce() -> Result<(), SetError>,
     after: impl FnOnce(&Ended),
 ) -> Result<(), SetError> {
+    fork_into_set_with(set, Forward::Session, join, after)
+}
+
+/// `fork_into_set`, passing on `forward`.
+pub fn fork_into_set_with(
+    set: BorrowedFd<'_>,
+    forward: Forward,
+    join: impl FnOnce() -> Result<(), SetError>,
+    after: impl FnOnce(&Ended),
+) -> Result<(), SetError> {
     // Test builds: the primitive itself fails before anything is forked.
     if super::failpoint_armed("forkjoin-fail") {
         return Err(SetError::new("failpoint", "forkjoin-fail"));
@@ -97,6 +118,9 @@ pub fn fork_into_set(
         blocked.add(sig);
     }
     blocked.add(Signal::SIGCHLD);
+    if forward == Forward::All {
+        blocked = SigSet::all();
+    }
     let saved = blocked
         .thread_swap_mask(SigmaskHow::SIG_BLOCK)
         .map_err(step_err("block signals"))?;
@@ -119,7 +143,7 @@ pub fn fork_into_set(
         }
         Forked::Parent(y) => {
             drop(report_w);
-            relay(y, own_pid_ns, report_r, &blocked, after)
+            relay(y, own_pid_ns, report_r, (&blocked, forward), after)
         }
     }
 }
@@ -157,7 +181,7 @@ fn relay(
     y: i32,
     own_pid_ns: File,
     report: OwnedFd,
-    blocked: &SigSet,
+    (blocked, forward): (&SigSet, Forward),
     after: impl FnOnce(&Ended),
 ) -> ! {
     let ended = catch_unwind(AssertUnwindSafe(|| {
@@ -172,7 +196,7 @@ fn relay(
         // Y closes its end once it joined, or writes why it could not.
         let mut why = String::new();
         let _ = File::from(report).read_to_string(&mut why);
-        let status = wait_relaying(y, blocked);
+        let status = wait_relaying(y, blocked, forward);
         let join_error = (!why.is_empty()).then(|| match why.split_once('\0') {
             Some((step, cause)) => SetError::new(step, cause),
             None => SetError::new("join", why),
@@ -191,8 +215,10 @@ fn relay(
 }
 
 /// Waits for Y, passing on signals and stopping with it.
-fn wait_relaying(y: i32, blocked: &SigSet) -> EndStatus {
+fn wait_relaying(y: i32, blocked: &SigSet, forward: Forward) -> EndStatus {
     let pid = Pid::from_raw(y);
+    // Y is our unreaped child: neither its pid nor this fd can be reused.
+    let y_fd = sys::pidfd_open(y).ok();
     let Ok(fd) = SignalFd::with_flags(blocked, SfdFlags::SFD_CLOEXEC) else {
         return wait_plain(pid);
     };
@@ -214,6 +240,13 @@ fn wait_relaying(y: i32, blocked: &SigSet) -> EndStatus {
             Ok(None) | Err(nix::errno::Errno::EINTR) => continue,
             Err(_) => return wait_plain(pid),
         };
+        if forward == Forward::All {
+            let signo = info.ssi_signo as i32;
+            if let (true, Some(fd)) = (signo != libc::SIGCHLD, &y_fd) {
+                let _ = sys::pidfd_send_signal(std::os::fd::AsFd::as_fd(fd), signo);
+            }
+            continue;
+        }
         let Ok(sig) = Signal::try_from(info.ssi_signo as i32) else {
             continue;
         };

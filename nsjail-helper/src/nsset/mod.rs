@@ -44,7 +44,9 @@ use crate::policy::{Namespace, Network, OnLogout, Propagation, Settings};
 use crate::procfs::ProcId;
 
 pub use create::create_main;
-pub use forkjoin::{fork_into_set, join_keeping_root, EndStatus, Ended};
+pub use forkjoin::{
+    fork_into_set, fork_into_set_with, join_keeping_root, EndStatus, Ended, Forward,
+};
 pub use holder::drop_all_capabilities;
 pub use join::{join_and_drop, Identity};
 pub use lifetime::enlist_opener;

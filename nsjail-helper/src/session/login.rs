@@ -50,9 +50,9 @@ pub enum App {
     Run,
     /// systemd's user manager (`user@UID.service`, PAM service
     /// `systemd-user`): it execs `systemd --user` in the very process that
-    /// opened the session, so there is no child to move into a set, and a
-    /// user manager outside the set would run the user's units on the
-    /// host. Isolated users are refused there.
+    /// opened the session, so the module splits that process at
+    /// `open_session` (`crate::manager`): a child in the set becomes the
+    /// manager, the original stays on the host as the unit's main pid.
     UserManager(String),
     /// Debian's cron (`/usr/sbin/cron`, docs/SERVICES.md): like sshd, a
     /// hook (setcred REINITIALIZE) runs in the job's own process, as root
@@ -138,6 +138,10 @@ impl App {
         matches!(self, App::Sshd | App::SshdSession | App::Cron)
     }
 }
+
+/// Why the user manager cannot run in a set with a cgroup namespace
+/// (measured on systemd 257, docs/SERVICES.md).
+pub const MANAGER_IN_CGROUP_NS: &str = "the set has a cgroup namespace (the default on systemd hosts), so its /sys/fs/cgroup is a read-only view of the set's own scope, and systemd --user cannot manage its delegated user@UID.service cgroup there ('Failed to create .../user@UID.service/init.scope control group: Read-only file system'); refusing the user manager of this user (add \"!cgroup\" to the policy's namespaces to run it inside her set)";
 
 /// One login, as the caller knows it.
 #[derive(Clone, Debug)]
@@ -518,12 +522,13 @@ pub fn login(host: &dyn Host, req: &LoginRequest<'_>) -> Outcome {
             return Outcome::refused(&decision.policy, f.why_not().unwrap_or_default())
         }
         App::Forking(_) => {}
-        App::UserManager(exe) => {
+        App::UserManager(exe) if !settings.limits.is_empty() => {
             return Outcome::refused(
                 &decision.policy,
-                format!("{exe}: the user manager (systemd --user, PAM service systemd-user) of an isolated user cannot run inside a namespace set; refusing it, so systemctl --user and systemd-run --user are unavailable to this user"),
+                format!("{exe}: the policy sets resource limits, and the user manager's units live in user@UID.service, which systemd delegates to the manager, outside the set's limits; refusing the user manager (systemd --user) of this user rather than running her units unlimited"),
             )
         }
+        App::UserManager(_) => {}
         App::Other(exe) => {
             return Outcome::refused(
                 &decision.policy,
@@ -592,6 +597,20 @@ pub fn login(host: &dyn Host, req: &LoginRequest<'_>) -> Outcome {
         Ok(o) => o,
         Err(e) => return Outcome::refused(&decision.policy, e.to_string()),
     };
+    if let App::UserManager(exe) = &req.app {
+        if opened.join_flags & libc::CLONE_NEWCGROUP != 0 {
+            // Release what was just opened: a set made for this session
+            // ends with it.
+            let _ = super::close(&reg, user.uid, &opened.key, req.opener.pid);
+            return Outcome::Refused {
+                policy: decision.policy,
+                step: Some("cgroup"),
+                error: format!("{exe}: {MANAGER_IN_CGROUP_NS}"),
+                reason: None,
+                load_error: None,
+            };
+        }
+    }
     Outcome::Placed(Box::new(Placement {
         user,
         policy: decision.policy,

@@ -688,18 +688,57 @@ fn the_log_says_which_unit_holds_a_new_set_or_why_none_does() {
 }
 
 #[test]
-fn the_user_manager_and_other_applications_are_refused_for_isolated_users() {
+fn the_user_manager_is_placed_unless_its_set_has_a_cgroup_namespace_or_limits() {
     let host = FakeHost::new("usermgr");
     let exe = Path::new("/usr/lib/systemd/systemd-executor");
-    let req = request("alice", App::from_exe(exe, "systemd-user"), me());
+    let mut req = request("alice", App::from_exe(exe, "systemd-user"), me());
+    req.service = "systemd-user";
     assert_eq!(req.app, App::UserManager(exe.display().to_string()));
+    // No cgroup namespace (the fake host has no systemd): placed.
+    let key = match login(&host, &req) {
+        Outcome::Placed(p) => {
+            assert_eq!(p.opened.join_flags & libc::CLONE_NEWCGROUP, 0);
+            p.opened.key
+        }
+        other => panic!("expected a placement, got {other:?}"),
+    };
+    close(&host.registry(), 2001, &key, me().pid).expect("close");
+    assert!(host.registry().sets_of(2001).is_empty());
+    // A cgroup namespace: refused, and the set made for it is gone.
+    host.set_policy(&format!(
+        "{POLICY}namespaces = [\"user\", \"mount\", \"pid\", \"ipc\", \"cgroup\"]\n"
+    ));
     let e = refused_error(login(&host, &req));
-    assert!(e.contains("the user manager (systemd --user, PAM service systemd-user) of an isolated user cannot run inside a namespace set"), "{e}");
+    assert!(
+        e.contains("the set has a cgroup namespace") && e.contains("\"!cgroup\""),
+        "{e}"
+    );
+    assert!(host.registry().sets_of(2001).is_empty(), "nothing is left");
+    // Limits: refused before anything is made.
+    let made = host.created();
+    host.set_policy(&format!("{POLICY}memory_max = \"1G\"\n"));
+    let e = refused_error(login(&host, &req));
+    assert!(e.contains("the policy sets resource limits"), "{e}");
+    assert_eq!(host.created(), made);
     let carol = request("carol", App::from_exe(exe, "systemd-user"), me());
     assert!(matches!(login(&host, &carol), Outcome::Exempt { .. }));
+}
+
+#[test]
+fn other_applications_are_refused_for_isolated_users() {
+    let host = FakeHost::new("otherapp");
+    let exe = Path::new("/usr/lib/systemd/systemd-executor");
     assert_eq!(
         App::from_exe(exe, "other-service"),
         App::Other(exe.display().to_string())
+    );
+    let e = refused_error(login(
+        &host,
+        &request("alice", App::from_exe(exe, "other-service"), me()),
+    ));
+    assert!(
+        e.contains("cannot place sessions in a namespace set"),
+        "{e}"
     );
     assert_eq!(
         App::from_exe(Path::new("/usr/lib/openssh/sshd-session"), "sshd"),
