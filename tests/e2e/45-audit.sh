@@ -71,6 +71,19 @@ for via in "su alice -c" "su - alice -c" "runuser -u alice -- sh -c" "runuser -l
     esac
 done
 
+# The user manager's drop-in (the package installs it): without it, a
+# systemd-user stack that includes pam_nsjail is flagged.
+case " ${present[*]} " in *" systemd-user "*)
+    mv /etc/systemd/system/user@.service.d/pam_nsjail.conf /tmp/dropin.conf
+    out=$(nsjail-helper audit)
+    check_eq "without the user@.service drop-in: audit exits 1" 1 "$?"
+    check "without the user@.service drop-in: flagged, with the fix" \
+        grep -q "warning: systemd-user includes pam_nsjail, but no user@.service.d/pam_nsjail.conf drop-in (NotifyAccess=all)" <<<"$out"
+    mv /tmp/dropin.conf /etc/systemd/system/user@.service.d/pam_nsjail.conf
+    check "with the drop-in back: audit exits 0" nsjail-helper audit
+    ;;
+esac
+
 # UsePAM no: every ssh login would bypass PAM, and audit says so.
 printf 'Include /etc/ssh/sshd_config.d/*.conf\nUsePAM yes\n' >/tmp/sshd_config
 mkdir -p /etc/ssh/sshd_config.d

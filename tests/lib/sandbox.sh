@@ -159,6 +159,8 @@ sandbox_install() {
     install -m755 "$build/nsjail-helper" /usr/sbin/nsjail-helper
     install -m644 "$build/libpam_nsjail.so" "$securedir/pam_nsjail.so"
     install -m644 "$REPO/config/pam.d/nsjail" /etc/pam.d/nsjail
+    install -D -m644 "$REPO/config/systemd/user@.service.d/pam_nsjail.conf" \
+        /etc/systemd/system/user@.service.d/pam_nsjail.conf
     mkdir -p /etc/security
     grep -q '^@include nsjail' /etc/pam.d/sshd || echo '@include nsjail' >>/etc/pam.d/sshd
 }

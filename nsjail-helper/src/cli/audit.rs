@@ -9,7 +9,7 @@ use crate::paths;
 
 const HELP: &str = "\
 usage: nsjail-helper audit [--fix] [--pam-dir DIR] [--vendor-dir DIR]
-                          [--sshd-config PATH] [--config PATH]
+                          [--sshd-config PATH] [--systemd-dir DIR] [--config PATH]
 
 Scan the PAM configuration the way Linux-PAM reads it: a service file in
 --pam-dir (default /etc/pam.d) overrides the file of the same name in
@@ -23,6 +23,10 @@ Follow @include, include and substack, and report:
   - every other service that opens sessions (su, login, runuser, sudo,
     cron, atd, systemd-user, display managers, ...) without pam_nsjail,
     through which a user of an isolated group gets an unconfined session;
+  - where systemd-user includes pam_nsjail on a systemd host: whether
+    the user@.service drop-in (NotifyAccess=all) that a user manager in
+    a set needs is installed (in --systemd-dir, default
+    /etc/systemd/system and /usr/lib/systemd/system);
   - whether sshd uses PAM at all (UsePAM in --sshd-config, default
     /etc/ssh/sshd_config, and the files it Includes): without it no ssh
     login ever reaches pam_nsjail;
@@ -84,6 +88,9 @@ fn module_is_nsjail(module: &str) -> bool {
 pub struct PamDirs {
     pub local: PathBuf,
     pub vendor: Option<PathBuf>,
+    /// Where systemd's unit drop-ins live (`/etc/systemd/system`, then
+    /// `/usr/lib/systemd/system`), for the user manager's drop-in.
+    pub systemd_units: Vec<PathBuf>,
 }
 
 impl PamDirs {
@@ -440,6 +447,29 @@ fn sshd_finding(dirs: &PamDirs) -> Finding {
     )
 }
 
+/// The drop-in `NotifyAccess=all` a user manager in a set needs: its
+/// readiness comes from the set's process, not the unit's MainPID (the
+/// relay); without it the unit times out and the user's logins wait.
+const USER_MANAGER_DROPIN: &str = "user@.service.d/pam_nsjail.conf";
+
+/// A problem when `systemd-user` includes pam_nsjail on a systemd host
+/// (one of `units` exists) and no unit directory has the drop-in.
+fn user_manager_dropin(units: &[PathBuf]) -> Option<Finding> {
+    if !units.iter().any(|d| d.is_dir())
+        || units.iter().any(|d| d.join(USER_MANAGER_DROPIN).is_file())
+    {
+        return None;
+    }
+    let want = units.first()?.join(USER_MANAGER_DROPIN);
+    Some(Finding::problem(
+        format!(
+            "systemd-user includes pam_nsjail, but no {USER_MANAGER_DROPIN} drop-in (NotifyAccess=all) is installed: an isolated user's manager never reports ready, user@.service times out (90 s by default) and her logins wait for it\n  fix: install the package's drop-in, or create {} with '[Service]' and 'NotifyAccess=all', then systemctl daemon-reload",
+            want.display()
+        ),
+        None,
+    ))
+}
+
 /// Findings for every session-opening service.
 pub fn audit(dirs: &PamDirs) -> Vec<Finding> {
     let mut out = vec![sshd_finding(dirs)];
@@ -466,6 +496,12 @@ pub fn audit(dirs: &PamDirs) -> Vec<Finding> {
                         local: dirs.local.join(service),
                     }),
                 ));
+                continue;
+            }
+        }
+        if *service == "systemd-user" && st.nsjail_session {
+            if let Some(f) = user_manager_dropin(&dirs.systemd_units) {
+                out.push(f);
                 continue;
             }
         }
@@ -568,7 +604,13 @@ fn use_pam_finding(config: &Path) -> Option<Finding> {
 pub fn main(args: &[String]) -> CliResult {
     let args = Args::parse(
         args,
-        &["--pam-dir", "--vendor-dir", "--config", "--sshd-config"],
+        &[
+            "--pam-dir",
+            "--vendor-dir",
+            "--config",
+            "--sshd-config",
+            "--systemd-dir",
+        ],
         &["--fix"],
     )?;
     if args.help {
@@ -581,6 +623,13 @@ pub fn main(args: &[String]) -> CliResult {
         vendor: Some(PathBuf::from(
             args.option("--vendor-dir").unwrap_or(paths::VENDOR_PAM_DIR),
         )),
+        systemd_units: match args.option("--systemd-dir") {
+            Some(d) => vec![PathBuf::from(d)],
+            None => vec![
+                PathBuf::from("/etc/systemd/system"),
+                PathBuf::from("/usr/lib/systemd/system"),
+            ],
+        },
     };
     if !dirs.local.is_dir() {
         return Err(super::fail(dirs.local.display(), "not a directory"));
@@ -665,6 +714,7 @@ mod tests {
         PamDirs {
             local: dir.to_owned(),
             vendor: None,
+            systemd_units: Vec::new(),
         }
     }
 
@@ -693,6 +743,7 @@ mod tests {
         let dirs = PamDirs {
             local: local.clone(),
             vendor: Some(vendor.clone()),
+            systemd_units: Vec::new(),
         };
         let findings = audit(&dirs);
         let user = findings
@@ -961,6 +1012,7 @@ mod tests {
         let dirs = PamDirs {
             local: local.clone(),
             vendor: Some(vendor.clone()),
+            systemd_units: Vec::new(),
         };
         let before = audit(&dirs);
         assert_eq!(before.iter().filter(|f| f.problem).count(), 4, "{before:?}");
@@ -1080,5 +1132,56 @@ mod tests {
             f.message
         );
         assert!(matches!(f.fix, Some(Fix::AuthFirst { .. })));
+    }
+
+    #[test]
+    fn a_user_manager_in_a_set_needs_the_dropin() {
+        let units = pam_dir_named("units", &[]);
+        let pam = pam_dir_named(
+            "um-pam",
+            &[
+                (
+                    "nsjail",
+                    "auth optional pam_nsjail.so\nsession required pam_nsjail.so\n",
+                ),
+                (
+                    "systemd-user",
+                    "session required pam_unix.so\n@include nsjail\n",
+                ),
+            ],
+        );
+        let dirs = PamDirs {
+            local: pam.clone(),
+            vendor: None,
+            systemd_units: vec![units.clone()],
+        };
+        let um = |dirs: &PamDirs| {
+            audit(dirs)
+                .into_iter()
+                .find(|f| f.message.contains("systemd-user") || f.message.contains("drop-in"))
+                .expect("systemd-user audited")
+        };
+        let f = um(&dirs);
+        assert!(
+            f.problem && f.message.contains("NotifyAccess=all"),
+            "{}",
+            f.message
+        );
+        fs::create_dir_all(units.join("user@.service.d")).unwrap();
+        fs::write(
+            units.join(USER_MANAGER_DROPIN),
+            "[Service]\nNotifyAccess=all\n",
+        )
+        .unwrap();
+        assert!(!um(&dirs).problem);
+        // No systemd unit directory at all: not a systemd host.
+        let none = PamDirs {
+            local: pam.clone(),
+            vendor: None,
+            systemd_units: vec![units.join("missing")],
+        };
+        assert!(!um(&none).problem);
+        fs::remove_dir_all(&units).unwrap();
+        fs::remove_dir_all(&pam).unwrap();
     }
 }
