@@ -189,11 +189,12 @@ fn child_join(pamh: &PamHandle, data: &SessionData, debug: bool) -> PamResultCod
                 SetError::new("join", "no namespace set handle (pidfd) from open_session")
             })?;
             if let Some(helper) = &data.limits_helper {
-                nsjail::limits::systemd::enter_limits(
+                nsjail::limits::enter_limits(
                     helper,
                     data.holder_pid,
                     pidfd.as_fd(),
                     data.identity.uid,
+                    true,
                 )?;
             }
             nsjail::nsset::join_and_drop(pidfd.as_fd(), data.join_flags, &data.identity)

@@ -29,7 +29,11 @@ pub fn main(args: &[String]) -> CliResult {
     for warning in warnings(&config, &path, Path::new("/etc")) {
         eprintln!("nsjail-helper: {warning}");
     }
-    if let Some(note) = cgroup_note(&config, crate::nsset::cgroup_namespace_hides()) {
+    if let Some(note) = cgroup_note(
+        &config,
+        crate::nsset::cgroup_namespace_hides(),
+        crate::nsset::cgroup2_unified(),
+    ) {
         eprintln!("nsjail-helper: note: {note}");
     }
     println!(
@@ -43,13 +47,18 @@ pub fn main(args: &[String]) -> CliResult {
 /// What the cgroup namespace does on this host, where that is not what
 /// the policy may lead an admin to expect: on a host without systemd or
 /// without the unified cgroup v2 hierarchy it hides nothing, so the
-/// default leaves it out and an explicit "cgroup" buys no privacy.
-fn cgroup_note(config: &Config, hides: bool) -> Option<String> {
+/// default leaves it out and an explicit "cgroup" buys no privacy. Sets
+/// under resource limits on a unified host (`unified`) have a cgroup of
+/// their own with or without systemd, so theirs hides.
+fn cgroup_note(config: &Config, hides: bool, unified: bool) -> Option<String> {
     use crate::policy::Namespace;
     if hides {
         return None;
     }
-    let isolating = config.policies().iter().filter(|p| p.isolate);
+    let isolating = config
+        .policies()
+        .iter()
+        .filter(|p| p.isolate && (!unified || p.settings.limits.is_empty()));
     let (mut explicit, mut default) = (Vec::new(), Vec::new());
     for p in isolating {
         if p.settings.namespaces.contains(&Namespace::Cgroup) {
@@ -138,7 +147,6 @@ pub fn warnings(config: &Config, path: &Path, etc: &Path) -> Vec<String> {
 /// Isolating policies whose limits this host cannot enforce: their logins
 /// are refused (or, with on_error=allow, let in without the limits).
 fn limits_lines(config: &Config, path: &Path) -> Vec<String> {
-    let systemd = crate::nsset::systemd_booted();
     let mut out = Vec::new();
     let defaults = config
         .defaults_isolate()
@@ -149,8 +157,7 @@ fn limits_lines(config: &Config, path: &Path) -> Vec<String> {
         .filter(|p| p.isolate)
         .map(|p| (format!("policy '{}'", p.name), &p.settings));
     for (what, settings) in defaults.into_iter().chain(entries) {
-        if let Err(why) =
-            crate::limits::support(&settings.limits, systemd, Path::new("/sys/fs/cgroup"))
+        if let Err(why) = crate::limits::support(&settings.limits, Path::new(crate::paths::CGROUP))
         {
             out.push(format!(
                 "{}: warning: {what}: {why}; its logins are refused (or, with on_error=allow, let in without limits)",
@@ -379,11 +386,11 @@ mod tests {
         )
         .expect("valid");
         assert_eq!(
-            cgroup_note(&config, true),
+            cgroup_note(&config, true, true),
             None,
             "a systemd v2 host: nothing to say"
         );
-        let note = cgroup_note(&config, false).expect("a note");
+        let note = cgroup_note(&config, false, false).expect("a note");
         assert!(
             note.contains("a cgroup namespace hides nothing here"),
             "{note}"
@@ -394,6 +401,19 @@ mod tests {
             "{note}"
         );
         assert!(!note.contains(" c "), "{note}");
+        // Without systemd on a unified v2 host, a policy with limits gets
+        // a cgroup of its own per set (limits/direct.rs): its namespace
+        // hides the rest; the others' does not.
+        let limited = crate::policy::parse(
+            Path::new("/p.toml"),
+            "[[policy]]\nname = \"a\"\ngroups = [\"g\"]\nmemory_max = \"1G\"\n\n[[policy]]\nname = \"b\"\ngroups = [\"h\"]\n",
+        )
+        .expect("valid");
+        let note = cgroup_note(&limited, false, true).expect("a note");
+        assert!(note.contains("policies b get none"), "{note}");
+        assert!(!note.contains(" a,"), "{note}");
+        let note = cgroup_note(&limited, false, false).expect("a note");
+        assert!(note.contains("policies a, b get none"), "{note}");
     }
 
     #[test]

@@ -60,6 +60,12 @@ pub struct SetRecord {
     /// take any of them through its user namespace. `None` for a record
     /// of an older version, which also lent the host's tty group.
     pub lent_gids: Option<Vec<u32>>,
+    /// The set's cgroup v2 path when it is under resource limits (its
+    /// systemd scope, or `/pam_nsjail/user-UID/set-N`), where its OOM
+    /// kills are counted.
+    pub limits_cgroup: Option<String>,
+    /// The OOM kills in that cgroup already logged.
+    pub oom_kills: u64,
     pub sessions: Vec<SessionRef>,
 }
 
@@ -84,6 +90,10 @@ impl SetRecord {
         if let Some(gids) = &self.lent_gids {
             let list: Vec<String> = gids.iter().map(u32::to_string).collect();
             let _ = writeln!(s, "lent_gids={}", list.join(","));
+        }
+        if let Some(c) = &self.limits_cgroup {
+            let _ = writeln!(s, "limits_cgroup={c}");
+            let _ = writeln!(s, "oom_kills={}", self.oom_kills);
         }
         for sess in &self.sessions {
             let _ = writeln!(s, "session={}:{}", sess.pid, sess.start);
@@ -125,6 +135,8 @@ impl SetRecord {
                             .ok()?,
                     )
                 }
+                "limits_cgroup" => rec.limits_cgroup = Some(v.to_owned()),
+                "oom_kills" => rec.oom_kills = v.parse().ok()?,
                 "session" => rec.sessions.push(proc_id(v)?),
                 // A key a newer version writes: a record is not corrupt
                 // for it (which would end its live set).
@@ -521,6 +533,8 @@ fn blank_record(key: &str) -> SetRecord {
         lease: None,
         created: 0,
         lent_gids: None,
+        limits_cgroup: None,
+        oom_kills: 0,
         sessions: Vec::new(),
     }
 }

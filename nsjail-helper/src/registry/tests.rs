@@ -20,6 +20,8 @@ fn sample() -> SetRecord {
         lease: crate::net::Lease::from_wire("198.51.100.7,nsj7"),
         created: 1700000000,
         lent_gids: Some(vec![1001, 1002]),
+        limits_cgroup: Some("/pam_nsjail/user-1001/set-41".into()),
+        oom_kills: 3,
         sessions: vec![ProcId { pid: 7, start: 8 }, ProcId { pid: 9, start: 10 }],
     }
 }
@@ -30,6 +32,8 @@ fn record_round_trips() {
     assert_eq!(SetRecord::parse("u1001", &rec.render()), Some(rec));
     let older = SetRecord {
         lent_gids: None,
+        limits_cgroup: None,
+        oom_kills: 0,
         ..sample()
     };
     assert_eq!(SetRecord::parse("u1001", &older.render()), Some(older));

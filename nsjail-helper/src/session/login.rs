@@ -120,11 +120,7 @@ pub trait Host {
     fn registry(&self) -> io::Result<Registry>;
     /// Why this host cannot enforce `limits`, if it cannot.
     fn limits_support(&self, limits: &Limits) -> Result<(), String> {
-        crate::limits::support(
-            limits,
-            crate::nsset::systemd_booted(),
-            Path::new("/sys/fs/cgroup"),
-        )
+        crate::limits::support(limits, Path::new(paths::CGROUP))
     }
 }
 
@@ -300,6 +296,7 @@ impl Outcome {
                 match &p.opened.unit {
                     UnitPlacement::NoSystemd => {}
                     UnitPlacement::Own(unit) => detail.push_str(&format!(" unit={unit}")),
+                    UnitPlacement::Cgroup(path) => detail.push_str(&format!(" cgroup={path}")),
                     UnitPlacement::Failed(why) => {
                         level = Level::Warning;
                         detail.push_str(&format!(

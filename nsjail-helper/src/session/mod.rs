@@ -195,11 +195,14 @@ pub fn open(reg: &Registry, req: &OpenRequest<'_>) -> Result<Opened, SessionErro
         );
     }
     let _lock = reg.lock_user(req.user.uid)?;
+    // Cgroups of sets that ended without a logout (no systemd).
+    sweep_cgroups(req.user.uid, &[]);
     if req.settings.share == Share::User {
         let key = format!("u{}", req.user.uid);
         if let Some(mut rec) = reg.read(&key)? {
             if let Some(holder) = reg.attach(&rec) {
                 reg.prune_sessions(&mut rec);
+                log_oom_kills(&mut rec);
                 if let Some(gids) = no_longer_hers(&rec, req.user) {
                     if !rec.sessions.is_empty() {
                         return Err(SessionError::Stale {
@@ -211,6 +214,7 @@ pub fn open(reg: &Registry, req: &OpenRequest<'_>) -> Result<Opened, SessionErro
                     // last logout would have, and make a fresh one.
                     registry::kill_holder(&holder, TEARDOWN_WAIT_MS)?;
                     reg.remove(&key)?;
+                    sweep_cgroups(req.user.uid, rec.limits_cgroup.as_slice());
                     reg.note(format!(
                         "set {key} (holder {}) mapped {} she is no longer a member of and had no logins: it was ended and a new set made",
                         rec.holder.pid,
@@ -362,6 +366,13 @@ fn create(reg: &Registry, req: &OpenRequest<'_>) -> Result<Opened, SessionError>
                 .map(|l| l.outside)
                 .collect(),
         ),
+        limits_cgroup: limits_cgroup(
+            reg.proc_root(),
+            holder.id.pid,
+            &unit,
+            !req.settings.limits.is_empty(),
+        ),
+        oom_kills: 0,
         sessions: vec![req.opener],
     };
     if let Err(e) = reg.write(&rec) {
@@ -423,15 +434,19 @@ fn close_locked(
     };
     let Some(holder) = reg.attach(&rec) else {
         reg.remove(key)?;
+        log_oom_kills(&mut rec);
+        sweep_cgroups(rec.uid, rec.limits_cgroup.as_slice());
         return Ok((Closed::Gone, Some(rec)));
     };
     if let Some(i) = rec.sessions.iter().position(|s| s.pid == opener_pid) {
         rec.sessions.remove(i);
     }
     reg.prune_sessions(&mut rec);
+    log_oom_kills(&mut rec);
     if rec.sessions.is_empty() && rec.on_logout == OnLogout::Kill {
         registry::kill_holder(&holder, TEARDOWN_WAIT_MS)?;
         reg.remove(key)?;
+        sweep_cgroups(rec.uid, rec.limits_cgroup.as_slice());
         return Ok((Closed::Ended, Some(rec)));
     }
     reg.write(&rec)?;
@@ -458,7 +473,8 @@ pub fn stop_user(reg: &Registry, uid: u32) -> Result<Vec<Stopped>, SessionError>
     let mut gone = Vec::new();
     {
         let _lock = reg.lock_user(uid)?;
-        for rec in reg.sets_of(uid) {
+        for mut rec in reg.sets_of(uid) {
+            log_oom_kills(&mut rec);
             if let Some(holder) = reg.attach(&rec) {
                 registry::kill_holder(&holder, TEARDOWN_WAIT_MS)?;
             }
@@ -474,12 +490,83 @@ pub fn stop_user(reg: &Registry, uid: u32) -> Result<Vec<Stopped>, SessionError>
             });
             gone.push(rec);
         }
+        let ended: Vec<String> = gone
+            .iter()
+            .filter_map(|r| r.limits_cgroup.clone())
+            .collect();
+        sweep_cgroups(uid, &ended);
     }
     // Network teardowns wait for the kernel: not under the user's lock.
     for rec in &gone {
         release_network(rec);
     }
     Ok(ended)
+}
+
+/// The cgroup v2 path of a new set under resource limits (`limited`):
+/// its own cgroup (no systemd), or its holder's, which is the set's
+/// systemd scope.
+fn limits_cgroup(
+    proc_root: &Path,
+    holder: i32,
+    unit: &nsset::UnitPlacement,
+    limited: bool,
+) -> Option<String> {
+    match unit {
+        nsset::UnitPlacement::Cgroup(path) => Some(path.clone()),
+        _ if limited => std::fs::read_to_string(proc_root.join(holder.to_string()).join("cgroup"))
+            .ok()?
+            .lines()
+            .find_map(|l| l.strip_prefix("0::"))
+            .map(str::to_owned),
+        _ => None,
+    }
+}
+
+/// Logs the OOM kills in `rec`'s set since they were last logged (one
+/// line: user, set, the kills in the set's cgroup and in the user's
+/// limited cgroup above it, as `memory.events` counts them), and notes
+/// them in `rec` (which the caller writes back or removes). Called under
+/// the user's lock whenever a login opens, closes or stops the set: the
+/// module runs no thread that could watch.
+fn log_oom_kills(rec: &mut SetRecord) {
+    let Some(cgroup) = &rec.limits_cgroup else {
+        return;
+    };
+    let root = Path::new(paths::CGROUP);
+    let user_cgroup = crate::limits::direct::user_of_set(cgroup).unwrap_or("/");
+    let in_user = crate::limits::direct::oom_kills(root, user_cgroup);
+    // A set whose own cgroup has no memory controller (a systemd scope
+    // systemd gave none) is counted in the user's cgroup above it.
+    let Some(kills) = crate::limits::direct::oom_kills(root, cgroup).or(in_user) else {
+        return;
+    };
+    if kills <= rec.oom_kills {
+        return;
+    }
+    let in_user = in_user.map_or_else(|| "?".to_owned(), |n| n.to_string());
+    crate::log::log(
+        crate::log::Level::Warning,
+        &format!(
+            "user={} set={} action=oom_kill oom_kill={kills} new={} cgroup={cgroup} user_cgroup={user_cgroup} user_oom_kill={in_user} note=\"the kernel's OOM killer ended process(es) of this user at her memory limit\"",
+            rec.user,
+            rec.key,
+            kills - rec.oom_kills,
+        ),
+    );
+    rec.oom_kills = kills;
+}
+
+/// Removes the cgroups of `uid`'s sets that ended (no systemd: our own
+/// subtree), waiting for those in `ended` to empty; the caller holds the
+/// user's lock. What cannot be removed is logged and swept later.
+pub fn sweep_cgroups(uid: u32, ended: &[String]) {
+    for left in crate::limits::direct::sweep_user(Path::new(paths::CGROUP), uid, ended) {
+        crate::log::log(
+            crate::log::Level::Warning,
+            &format!("uid={uid} cgroup not removed (swept at the next login): {left}"),
+        );
+    }
 }
 
 /// After a set with a private network ended: its link goes with its
