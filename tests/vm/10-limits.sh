@@ -163,7 +163,12 @@ check "the two hogs shared one CPU (together at most 1.3 CPU-seconds a second)" 
 release 1001
 release 1003
 vm_ssh "pkill -u alice -f 'time.sleep'" # the background job of login 3 and the bomb's sleepers
-check "alice's set, scope and slice are gone after her last logout" set_gone "$uid_alice"
+if set_gone "$uid_alice"; then
+    ok "alice's set, scope and slice are gone after her last logout"
+else
+    not_ok "alice's set, scope and slice are gone after her last logout"
+    vm_ssh "systemctl list-units --no-legend 'nsjail-*' 'user*'; loginctl list-sessions --no-legend; pgrep -u $uid_alice -a; ls $SLICE_A" 2>&1 | sed 's/^/# left: /'
+fi
 
 # 8. tmpfs pages count against memory_max. alice writes 128 MiB into her
 #    private /tmp (256M): the memory limit stops it at 64 MiB, not the

@@ -8,7 +8,10 @@
 # root is the kernel's, with every controller and nobody else managing it —
 # what a host with a small init system has. alice and bob are students with
 # memory_max = 64M, tasks_max = 40 and cpu_quota = 150% each; bob is the
-# control for what alice does.
+# control for what alice does. (A cgroup delegated by systemd would not do:
+# the helper would see systemd and take the systemd path, and a delegated
+# subtree is not the root, the one cgroup that may hold processes and still
+# hand controllers down.)
 source "$(dirname "$0")/common.sh"
 
 if [ "$(id -u)" != 0 ]; then

@@ -8,9 +8,8 @@
 //! ```text
 //! pam_nsjail/                 controllers enabled for its children
 //!   user-UID/                 the user's limits (memory.max, pids.max, …):
-//!                             all of her sets and logins together; memory
-//!                             enabled for its children (OOM kills per set)
-//!     set-H0PID/              one set: its holder and every process that
+//!                             all of her sets and logins together
+//!     set-H0PID[-N]/          one set: its holder and every process that
 //!                             joined it (a leaf: cgroup v2 lets processes
 //!                             live only in leaves, apart from the root)
 //! ```
@@ -67,7 +66,12 @@ pub fn set_cgroup_of(cgroup: &str, uid: u32) -> Option<String> {
     let set = path
         .strip_prefix(&user_cgroup(uid))?
         .strip_prefix("/set-")?;
-    (!set.is_empty() && set.bytes().all(|b| b.is_ascii_digit())).then(|| path.to_owned())
+    let numbers = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let ok = match set.split_once('-') {
+        Some((pid, n)) => numbers(pid) && numbers(n),
+        None => numbers(set),
+    };
+    ok.then(|| path.to_owned())
 }
 
 /// The user's cgroup a set cgroup path lies in.
@@ -151,9 +155,10 @@ fn mkdir(path: &Path) -> Result<(), String> {
     }
 }
 
-/// Makes (or updates) `uid`'s cgroup with `limits` and their set cgroup
-/// `set-PID` (`pid`: H0's own), and moves the calling process into it.
-/// Returns the set's cgroup path (`/pam_nsjail/user-UID/set-PID`). The
+/// Makes (or updates) `uid`'s cgroup with `limits` and a new set cgroup
+/// `set-PID` (`pid`: H0's own; `set-PID-N` if that exists), and moves the
+/// calling process into it. Returns the set's cgroup path
+/// (`/pam_nsjail/user-UID/set-PID`). The
 /// caller holds the user's lock. `root` is normally `/sys/fs/cgroup`.
 pub fn place_set(root: &Path, uid: u32, pid: u32, limits: &Limits) -> Result<String, String> {
     let available = fs::read_to_string(root.join("cgroup.controllers"))
@@ -180,18 +185,30 @@ pub fn place_set(root: &Path, uid: u32, pid: u32, limits: &Limits) -> Result<Str
         }
         write_file(&file, &value)?;
     }
-    // 2b. The memory controller for the sets too: each set's own
-    //     memory.events then counts the OOM kills among its processes
-    //     (logged with the set's name, `session::log_oom_kills`).
-    if want.contains(&"memory") {
-        enable(&user, &["memory"])?;
+    // No controller is enabled below the user's cgroup: a memory cgroup
+    // per set would triple a set's kernel memory (measured: 406 kB
+    // against 104 kB), and the limits are the user's anyway.
+    // 3. The set's leaf, new (our pid may be that of an earlier H0 whose
+    //    set still lives, or whose empty cgroup awaits its sweep), and
+    //    this process in it.
+    for n in 0..100 {
+        let set = match n {
+            0 => format!("{}/set-{pid}", user_cgroup(uid)),
+            n => format!("{}/set-{pid}-{n}", user_cgroup(uid)),
+        };
+        let leaf = dir(root, &set);
+        match fs::DirBuilder::new().create(&leaf) {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(format!("mkdir {}: {e}", leaf.display())),
+            Ok(()) => {}
+        }
+        write_file(&leaf.join("cgroup.procs"), "0")?;
+        return Ok(set);
     }
-    // 3. The set's leaf, and this process in it.
-    let set = format!("{}/set-{pid}", user_cgroup(uid));
-    let leaf = dir(root, &set);
-    mkdir(&leaf)?;
-    write_file(&leaf.join("cgroup.procs"), "0")?;
-    Ok(set)
+    Err(format!(
+        "{}: no free name for a set's cgroup (set-{pid}-N)",
+        user.display()
+    ))
 }
 
 /// Moves the calling process into the set cgroup `set` (from
@@ -311,12 +328,19 @@ mod tests {
             "0::/pam_nsjail/user-10011/set-42\n",
             "0::/pam_nsjail/user-1001/set-\n",
             "0::/pam_nsjail/user-1001/set-4x\n",
+            "0::/pam_nsjail/user-1001/set-42-\n",
+            "0::/pam_nsjail/user-1001/set--1\n",
+            "0::/pam_nsjail/user-1001/set-42-1-1\n",
             "0::/pam_nsjail/user-1001\n",
             "0::/\n",
             "4:pids:/pam_nsjail/user-1001/set-42\n",
         ] {
             assert_eq!(set_cgroup_of(other, 1001), None, "{other}");
         }
+        assert_eq!(
+            set_cgroup_of("0::/pam_nsjail/user-1001/set-42-2\n", 1001).as_deref(),
+            Some("/pam_nsjail/user-1001/set-42-2")
+        );
         assert_eq!(
             user_of_set("/pam_nsjail/user-1001/set-42"),
             Some("/pam_nsjail/user-1001")

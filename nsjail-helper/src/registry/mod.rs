@@ -61,11 +61,9 @@ pub struct SetRecord {
     /// of an older version, which also lent the host's tty group.
     pub lent_gids: Option<Vec<u32>>,
     /// The set's cgroup v2 path when it is under resource limits (its
-    /// systemd scope, or `/pam_nsjail/user-UID/set-N`), where its OOM
-    /// kills are counted.
+    /// systemd scope, or `/pam_nsjail/user-UID/set-N`); the user's
+    /// limited cgroup, which counts her OOM kills, is its parent.
     pub limits_cgroup: Option<String>,
-    /// The OOM kills in that cgroup already logged.
-    pub oom_kills: u64,
     pub sessions: Vec<SessionRef>,
 }
 
@@ -93,7 +91,6 @@ impl SetRecord {
         }
         if let Some(c) = &self.limits_cgroup {
             let _ = writeln!(s, "limits_cgroup={c}");
-            let _ = writeln!(s, "oom_kills={}", self.oom_kills);
         }
         for sess in &self.sessions {
             let _ = writeln!(s, "session={}:{}", sess.pid, sess.start);
@@ -136,7 +133,6 @@ impl SetRecord {
                     )
                 }
                 "limits_cgroup" => rec.limits_cgroup = Some(v.to_owned()),
-                "oom_kills" => rec.oom_kills = v.parse().ok()?,
                 "session" => rec.sessions.push(proc_id(v)?),
                 // A key a newer version writes: a record is not corrupt
                 // for it (which would end its live set).
@@ -393,6 +389,23 @@ impl Registry {
         }
     }
 
+    /// The OOM kills of `uid`'s limited cgroup already logged, as
+    /// (the cgroup directory's inode, `oom_kill` count): a cgroup made
+    /// anew counts from 0 again. The caller holds the user's lock.
+    pub fn oom_logged(&self, uid: u32) -> Option<(u64, u64)> {
+        let text = fs::read_to_string(self.root.join(format!("oom.{uid}"))).ok()?;
+        let (ino, n) = text.trim().split_once(' ')?;
+        Some((ino.parse().ok()?, n.parse().ok()?))
+    }
+
+    /// Records what `oom_logged` returns next.
+    pub fn set_oom_logged(&self, uid: u32, ino: u64, count: u64) -> io::Result<()> {
+        fs::write(
+            self.root.join(format!("oom.{uid}")),
+            format!("{ino} {count}\n"),
+        )
+    }
+
     /// Every record (unparseable ones are skipped).
     pub fn all(&self) -> Vec<SetRecord> {
         self.records_where(|_| true)
@@ -534,7 +547,6 @@ fn blank_record(key: &str) -> SetRecord {
         created: 0,
         lent_gids: None,
         limits_cgroup: None,
-        oom_kills: 0,
         sessions: Vec::new(),
     }
 }

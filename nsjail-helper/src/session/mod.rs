@@ -202,7 +202,7 @@ pub fn open(reg: &Registry, req: &OpenRequest<'_>) -> Result<Opened, SessionErro
         if let Some(mut rec) = reg.read(&key)? {
             if let Some(holder) = reg.attach(&rec) {
                 reg.prune_sessions(&mut rec);
-                log_oom_kills(&mut rec);
+                log_oom_kills(reg, &rec);
                 if let Some(gids) = no_longer_hers(&rec, req.user) {
                     if !rec.sessions.is_empty() {
                         return Err(SessionError::Stale {
@@ -372,7 +372,6 @@ fn create(reg: &Registry, req: &OpenRequest<'_>) -> Result<Opened, SessionError>
             &unit,
             !req.settings.limits.is_empty(),
         ),
-        oom_kills: 0,
         sessions: vec![req.opener],
     };
     if let Err(e) = reg.write(&rec) {
@@ -434,7 +433,7 @@ fn close_locked(
     };
     let Some(holder) = reg.attach(&rec) else {
         reg.remove(key)?;
-        log_oom_kills(&mut rec);
+        log_oom_kills(reg, &rec);
         sweep_cgroups(rec.uid, rec.limits_cgroup.as_slice());
         return Ok((Closed::Gone, Some(rec)));
     };
@@ -442,7 +441,7 @@ fn close_locked(
         rec.sessions.remove(i);
     }
     reg.prune_sessions(&mut rec);
-    log_oom_kills(&mut rec);
+    log_oom_kills(reg, &rec);
     if rec.sessions.is_empty() && rec.on_logout == OnLogout::Kill {
         registry::kill_holder(&holder, TEARDOWN_WAIT_MS)?;
         reg.remove(key)?;
@@ -473,8 +472,8 @@ pub fn stop_user(reg: &Registry, uid: u32) -> Result<Vec<Stopped>, SessionError>
     let mut gone = Vec::new();
     {
         let _lock = reg.lock_user(uid)?;
-        for mut rec in reg.sets_of(uid) {
-            log_oom_kills(&mut rec);
+        for rec in reg.sets_of(uid) {
+            log_oom_kills(reg, &rec);
             if let Some(holder) = reg.attach(&rec) {
                 registry::kill_holder(&holder, TEARDOWN_WAIT_MS)?;
             }
@@ -523,38 +522,48 @@ fn limits_cgroup(
     }
 }
 
-/// Logs the OOM kills in `rec`'s set since they were last logged (one
-/// line: user, set, the kills in the set's cgroup and in the user's
-/// limited cgroup above it, as `memory.events` counts them), and notes
-/// them in `rec` (which the caller writes back or removes). Called under
-/// the user's lock whenever a login opens, closes or stops the set: the
-/// module runs no thread that could watch.
-fn log_oom_kills(rec: &mut SetRecord) {
-    let Some(cgroup) = &rec.limits_cgroup else {
+/// Logs the OOM kills in the limited cgroup of `rec`'s user since they
+/// were last logged (one line: user, the set whose login noticed, the
+/// user's cgroup and its `memory.events` `oom_kill` count), and notes
+/// the count in the registry. Called under the user's lock whenever a
+/// login opens, closes or stops a set: the module runs no thread that
+/// could watch. (The kills are counted per user, not per set: a memory
+/// cgroup per set would triple a set's kernel memory.)
+fn log_oom_kills(reg: &Registry, rec: &SetRecord) {
+    use std::os::unix::fs::MetadataExt;
+    let Some(user_cgroup) = rec
+        .limits_cgroup
+        .as_deref()
+        .and_then(crate::limits::direct::user_of_set)
+    else {
         return;
     };
     let root = Path::new(paths::CGROUP);
-    let user_cgroup = crate::limits::direct::user_of_set(cgroup).unwrap_or("/");
-    let in_user = crate::limits::direct::oom_kills(root, user_cgroup);
-    // A set whose own cgroup has no memory controller (a systemd scope
-    // systemd gave none) is counted in the user's cgroup above it.
-    let Some(kills) = crate::limits::direct::oom_kills(root, cgroup).or(in_user) else {
+    let Ok(ino) =
+        std::fs::metadata(root.join(user_cgroup.trim_start_matches('/'))).map(|m| m.ino())
+    else {
         return;
     };
-    if kills <= rec.oom_kills {
+    let Some(kills) = crate::limits::direct::oom_kills(root, user_cgroup) else {
+        return;
+    };
+    let logged = match reg.oom_logged(rec.uid) {
+        Some((i, n)) if i == ino => n,
+        _ => 0,
+    };
+    if kills <= logged {
         return;
     }
-    let in_user = in_user.map_or_else(|| "?".to_owned(), |n| n.to_string());
     crate::log::log(
         crate::log::Level::Warning,
         &format!(
-            "user={} set={} action=oom_kill oom_kill={kills} new={} cgroup={cgroup} user_cgroup={user_cgroup} user_oom_kill={in_user} note=\"the kernel's OOM killer ended process(es) of this user at her memory limit\"",
+            "user={} set={} action=oom_kill oom_kill={kills} new={} cgroup={user_cgroup} note=\"the kernel's OOM killer ended process(es) of this user at her memory limit\"",
             rec.user,
             rec.key,
-            kills - rec.oom_kills,
+            kills - logged,
         ),
     );
-    rec.oom_kills = kills;
+    let _ = reg.set_oom_logged(rec.uid, ino, kills);
 }
 
 /// Removes the cgroups of `uid`'s sets that ended (no systemd: our own
