@@ -69,12 +69,13 @@ for script in tests/e2e/*.sh; do
 done
 
 # Debian 13 (OpenSSH 10 with sshd-session, Linux-PAM 1.7): the ssh
-# scenarios again, against Debian 13's own binaries in a cached root.
+# scenarios and the other services (cron, at, util-linux su, runuser and
+# login) again, against Debian 13's own binaries in a cached root.
 source tests/lib/debian13.sh
 start=$SECONDS
 if step "Debian 13 root (debootstrap, cached under $DEBIAN13_CACHE)" debian13_root >/dev/null; then
     echo "# Debian 13 root ready after $((SECONDS - start)) s"
-    for script in tests/e2e/20-ssh.sh tests/e2e/30-failures.sh; do
+    for script in tests/e2e/20-ssh.sh tests/e2e/30-failures.sh tests/e2e/45-audit.sh tests/e2e/86-subid-nsswitch.sh tests/e2e/90-services.sh; do
         run_e2e "$script" NSJAIL_ROOTFS=debian13
     done
     # Debian 13 booted with systemd 257 (logind, pam_systemd, user@).

@@ -45,6 +45,8 @@ const MSG_DONTWAIT: usize = 0x40;
 const MSG_CMSG_CLOEXEC: usize = 0x4000_0000;
 const SOL_SOCKET: u32 = 1;
 const SCM_RIGHTS: u32 = 1;
+/// The ready pipe to H0, closed once the holder has its name.
+const NAMED_FD: usize = 5;
 /// Where the openers' pidfds arrive (src/nsset/lifetime.rs).
 const OPENERS_FD: usize = 3;
 /// Openers tracked at once; past that, the set no longer ends by itself
@@ -103,6 +105,9 @@ pub extern "C" fn _start() -> ! {
     unsafe {
         // Named for ps and pgrep (a memfd exec would show "memfd:...").
         syscall4(SYS_PRCTL, PR_SET_NAME, name.as_ptr() as usize, 0, 0);
+        // Named: H0, waiting for the end of this pipe, may let the set's
+        // first login go on (src/nsset/holder.rs).
+        syscall4(SYS_CLOSE, NAMED_FD, 0, 0, 0);
         // Not dumpable: the processes of the set, which run as the same
         // user, cannot ptrace their pid 1 (they hold no capability in the
         // set's user namespace).

@@ -16,5 +16,7 @@ pub const CGROUP: &str = "/sys/fs/cgroup";
 /// The local PAM configuration, and the vendor directory it overrides.
 pub const PAM_DIR: &str = "/etc/pam.d";
 pub const VENDOR_PAM_DIR: &str = "/usr/lib/pam.d";
+/// sshd's main configuration file.
+pub const SSHD_CONFIG: &str = "/etc/ssh/sshd_config";
 /// The PAM service whose policies `run`, `explain` and `check` apply.
 pub const DEFAULT_SERVICE: &str = "sshd";

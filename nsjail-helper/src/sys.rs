@@ -455,3 +455,186 @@ pub fn fork_checked() -> io::Result<Forked> {
         nix::unistd::ForkResult::Parent { child } => Ok(Forked::Parent(child.as_raw())),
     }
 }
+
+// ---- libsubid, loaded at run time ---------------------------------------------
+
+/// `struct subid_range` of shadow's `<shadow/subid.h>` (ABI 4 and 5).
+#[repr(C)]
+struct SubidRange {
+    start: libc::c_ulong,
+    count: libc::c_ulong,
+}
+
+type SubidInit = unsafe extern "C" fn(*const libc::c_char, *mut libc::FILE) -> bool;
+type SubidGetRanges =
+    unsafe extern "C" fn(*const libc::c_char, *mut *mut SubidRange) -> libc::c_int;
+type SubidFree = unsafe extern "C" fn(*mut libc::c_void);
+
+/// The last `dlerror()` text, or `what` if there is none.
+fn dl_error(what: &str) -> String {
+    // SAFETY: dlerror returns NULL or a NUL-terminated string owned by
+    // libc, valid until the next dl* call on this thread; copied at once.
+    let e = unsafe { libc::dlerror() };
+    if e.is_null() {
+        what.to_owned()
+    } else {
+        // SAFETY: non-NULL, NUL-terminated (see above).
+        unsafe { std::ffi::CStr::from_ptr(e) }
+            .to_string_lossy()
+            .into_owned()
+    }
+}
+
+/// `dlopen(name)`, or dlerror's text.
+fn dl_open(name: &str, flags: libc::c_int) -> Result<*mut libc::c_void, String> {
+    let c = std::ffi::CString::new(name).map_err(|_| format!("invalid library name {name:?}"))?;
+    // SAFETY: a valid C string; dlopen has no other precondition. The
+    // library's constructors run, as for any program that links it.
+    let handle = unsafe { libc::dlopen(c.as_ptr(), flags) };
+    if handle.is_null() {
+        Err(dl_error(&format!("{name}: cannot be loaded")))
+    } else {
+        Ok(handle)
+    }
+}
+
+/// `dlsym(handle, name)` (NULL if absent).
+fn dl_sym(handle: *mut libc::c_void, name: &std::ffi::CStr) -> *mut libc::c_void {
+    // SAFETY: `handle` came from a successful dlopen and is never closed.
+    unsafe { libc::dlsym(handle, name.as_ptr()) }
+}
+
+/// Whether the shared library `name` can be loaded (found and its
+/// dependencies resolved); dlerror's text if not. Closed again after.
+pub fn library_loads(name: &str) -> Result<(), String> {
+    let handle = dl_open(name, libc::RTLD_LAZY | libc::RTLD_LOCAL)?;
+    // SAFETY: the handle came from dlopen and is not used after.
+    unsafe { libc::dlclose(handle) };
+    Ok(())
+}
+
+/// shadow's libsubid (`libsubid.so.5`, else `libsubid.so.4`), loaded once
+/// and never unloaded (it registers an atexit handler). Only the
+/// helper loads it: the PAM module asks `nsjail-helper __subids`.
+pub struct Libsubid {
+    /// The soname that loaded.
+    pub soname: &'static str,
+    get_uid: SubidGetRanges,
+    get_gid: SubidGetRanges,
+    /// ABI 5's `subid_free`; ABI 4 arrays are plain malloc'd memory.
+    free: Option<SubidFree>,
+}
+
+impl Libsubid {
+    pub fn load() -> Result<Libsubid, String> {
+        let mut errors = Vec::new();
+        for soname in ["libsubid.so.5", "libsubid.so.4"] {
+            match dl_open(soname, libc::RTLD_NOW | libc::RTLD_LOCAL) {
+                Ok(handle) => return Self::bind(soname, handle),
+                Err(e) => errors.push(e),
+            }
+        }
+        Err(errors.join("; "))
+    }
+
+    fn bind(soname: &'static str, handle: *mut libc::c_void) -> Result<Libsubid, String> {
+        let need = |name: &std::ffi::CStr| {
+            let p = dl_sym(handle, name);
+            if p.is_null() {
+                Err(format!("{soname} has no {}", name.to_string_lossy()))
+            } else {
+                Ok(p)
+            }
+        };
+        let init = need(c"subid_init")?;
+        let get_uid = need(c"subid_get_uid_ranges")?;
+        let get_gid = need(c"subid_get_gid_ranges")?;
+        let free = dl_sym(handle, c"subid_free");
+        // SAFETY: the symbols are shadow's public API with exactly these
+        // signatures in ABI 4 and 5 (lib/subid.h.in: bool subid_init(const
+        // char *, FILE *); int subid_get_{u,g}id_ranges(const char *,
+        // struct subid_range **); void subid_free(void *), ABI 5 only).
+        let (init, get_uid, get_gid, free) = unsafe {
+            (
+                std::mem::transmute::<*mut libc::c_void, SubidInit>(init),
+                std::mem::transmute::<*mut libc::c_void, SubidGetRanges>(get_uid),
+                std::mem::transmute::<*mut libc::c_void, SubidGetRanges>(get_gid),
+                (!free.is_null())
+                    .then(|| std::mem::transmute::<*mut libc::c_void, SubidFree>(free)),
+            )
+        };
+        // SAFETY: a static C string; a NULL log stream makes libsubid log
+        // to /dev/null (without init, ABI 4 would write to a NULL FILE).
+        unsafe { init(c"nsjail-helper".as_ptr(), std::ptr::null_mut()) };
+        Ok(Libsubid {
+            soname,
+            get_uid,
+            get_gid,
+            free,
+        })
+    }
+
+    /// `owner`'s ranges (`uid`: subuid, else subgid) as (start, count), in
+    /// libsubid's order.
+    pub fn ranges(&self, uid: bool, owner: &str) -> Result<Vec<(u64, u64)>, String> {
+        let c =
+            std::ffi::CString::new(owner).map_err(|_| format!("invalid user name {owner:?}"))?;
+        let get = if uid { self.get_uid } else { self.get_gid };
+        let mut ranges: *mut SubidRange = std::ptr::null_mut();
+        // SAFETY: a valid C string and a valid out-pointer; on success
+        // libsubid points `ranges` at `n` elements it allocated.
+        let n = unsafe { get(c.as_ptr(), &mut ranges) };
+        let out = if n < 0 {
+            Err(format!("{} returned an error ({n})", self.soname))
+        } else if n > 0 && ranges.is_null() {
+            Err(format!("{} returned {n} ranges and no array", self.soname))
+        } else {
+            Ok((0..n as usize)
+                .map(|i| {
+                    // SAFETY: i < n elements (checked non-NULL above).
+                    let r = unsafe { &*ranges.add(i) };
+                    // c_ulong is u32 on 32-bit targets.
+                    #[allow(clippy::useless_conversion)]
+                    (u64::from(r.start), u64::from(r.count))
+                })
+                .collect())
+        };
+        if !ranges.is_null() {
+            match self.free {
+                // SAFETY: the array libsubid allocated, freed once, by
+                // ABI 5's subid_free.
+                Some(free) => unsafe { free(ranges.cast()) },
+                // SAFETY: ABI 4 hands out memory malloc'd from this
+                // process's libc; freed once.
+                None => unsafe { libc::free(ranges.cast()) },
+            }
+        }
+        out
+    }
+}
+
+/// Sets `sig`'s disposition to the default (`SIG_DFL`).
+pub fn default_disposition(sig: i32) {
+    // SAFETY: SIG_DFL installs no handler code.
+    unsafe { libc::signal(sig, libc::SIG_DFL) };
+}
+
+/// Dies of `sig`, as a process that passes on how its child ended does:
+/// default disposition, unblocked, no core file; `_exit(128 + sig)` if
+/// the signal does not kill.
+pub fn die_of_signal(sig: i32) -> ! {
+    default_disposition(sig);
+    let no_core = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: a valid rlimit struct, read during the call only.
+    unsafe { libc::setrlimit(libc::RLIMIT_CORE, &no_core) };
+    if let Ok(s) = nix::sys::signal::Signal::try_from(sig) {
+        let mut set = SigSet::empty();
+        set.add(s);
+        let _ = set.thread_unblock();
+        let _ = nix::sys::signal::raise(s);
+    }
+    exit_now(128 + sig)
+}

@@ -224,6 +224,19 @@ pub fn fd_path(fd: impl AsFd) -> String {
     format!("/proc/self/fd/{}", fd.as_fd().as_raw_fd())
 }
 
+/// A command that runs `exe` (from `open_root_executable`) through its fd,
+/// named `arg0`, in `/`, with a clean environment (only a system PATH):
+/// nothing of the caller's (a login's) environment reaches a root tool.
+pub fn clean_command(exe: impl AsFd, arg0: &str) -> std::process::Command {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = std::process::Command::new(fd_path(exe));
+    cmd.arg0(arg0)
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .current_dir("/");
+    cmd
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -52,6 +52,9 @@ pub struct SessionData {
     /// resource limits, the helper that moves the child under them.
     pub holder_pid: i32,
     pub limits_helper: Option<std::path::PathBuf>,
+    /// cron: the process that calls setcred after open_session then execs
+    /// the job itself, so the join forks there (`nsset::fork_into_set`).
+    pub fork_in_child: bool,
 }
 
 /// Stored under `DECIDED_KEY` when open_session placed nothing: what the

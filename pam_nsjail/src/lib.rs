@@ -13,6 +13,16 @@
 //!    failure or panic `_exit(1)`s instead of returning.
 //! 4. `close_session` in the monitor: release the session.
 //!
+//! cron has the same shape, but its job process (where setcred runs)
+//! execs the job itself: there step 3 forks into the set
+//! (`nsset::fork_into_set`) and the original stays on the host as the
+//! job's relay. su and runuser run no hook after open_session in the
+//! session's child: there open_session itself forks into the set, the
+//! child goes on in the application's code inside the set, and the
+//! original relays and does step 4 once the child ended. login and atd
+//! have the same shape but were measured not to work inside a set: they
+//! are refused (docs/SERVICES.md).
+//!
 //! No panics cross the FFI boundary (pam-bindings guards every hook, and
 //! the lints below forbid the obvious sources), no threads are started.
 
@@ -27,7 +37,7 @@ mod ffi;
 use std::cell::{Cell, RefCell};
 use std::convert::Infallible;
 use std::ffi::CStr;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::Path;
 
 use pam::constants::{PamFlag, PamResultCode, PAM_DELETE_CRED};
@@ -109,6 +119,13 @@ impl PamHooks for PamNsjail {
 
     fn sm_open_session(pamh: &mut PamHandle, args: Vec<&CStr>, _: PamFlag) -> PamResultCode {
         let args = module_args(&args);
+        if ffi::session_data(pamh).is_some() {
+            // A second pam_nsjail line in the same stack (Debian's su-l
+            // includes su, runuser-l includes runuser): this handle's
+            // session is open already, and after `fork_at_open` this may
+            // be the child inside the set, where nothing is to be decided.
+            return PamResultCode::PAM_IGNORE;
+        }
         log_unknown_args(pamh, &args);
         if App::of_this_process(&service_name(pamh)) != App::SshdSession {
             return open_session(pamh, &args);
@@ -185,40 +202,28 @@ fn child_join(pamh: &PamHandle, data: &SessionData, debug: bool) -> PamResultCod
     child::survive_or_exit(
         1,
         || {
-            let pidfd = data.pidfd.take().ok_or_else(|| {
-                SetError::new("join", "no namespace set handle (pidfd) from open_session")
-            })?;
-            if let Some(helper) = &data.limits_helper {
-                nsjail::limits::enter_limits(
-                    helper,
-                    data.holder_pid,
-                    pidfd.as_fd(),
-                    data.identity.uid,
-                    true,
-                )?;
+            let pidfd = take_pidfd(data)?;
+            enter_limits(data, pidfd.as_fd())?;
+            let join =
+                || nsjail::nsset::join_and_drop(pidfd.as_fd(), data.join_flags, &data.identity);
+            if !data.fork_in_child {
+                return join();
             }
-            nsjail::nsset::join_and_drop(pidfd.as_fd(), data.join_flags, &data.identity)
+            // The original never returns from here: it relays until the
+            // job ended and leaves as it did (the opener closes the
+            // session).
+            nsjail::nsset::fork_into_set(pidfd.as_fd(), join, |ended| {
+                if let Some(why) = &ended.join_error {
+                    log_join_failure(pamh, data, why);
+                }
+            })
         },
         |failure| {
             let e = match failure {
                 ChildFailure::Error(e) => e,
                 ChildFailure::Panic(m) => SetError::new("join", format!("panic: {m}")),
             };
-            ffi::syslog(
-                pamh,
-                LOG_ERR,
-                &decision_line(
-                    &data.user,
-                    &data.service,
-                    &data.policy,
-                    "refused",
-                    &data.key,
-                    &format!(
-                        "step=\"{}\" error=\"{}\" (session process exits)",
-                        e.step, e.cause
-                    ),
-                ),
-            );
+            log_join_failure(pamh, data, &e);
         },
     );
     data.joined.set(true);
@@ -235,6 +240,89 @@ fn child_join(pamh: &PamHandle, data: &SessionData, debug: bool) -> PamResultCod
         );
     }
     PamResultCode::PAM_SUCCESS
+}
+
+/// Moves this process under the user's limits, when the policy sets any
+/// (as root in the host namespaces, before anything of the user's runs).
+fn enter_limits(data: &SessionData, pidfd: BorrowedFd<'_>) -> Result<(), SetError> {
+    match &data.limits_helper {
+        Some(helper) => {
+            nsjail::limits::enter_limits(helper, data.holder_pid, pidfd, data.identity.uid, true)
+        }
+        None => Ok(()),
+    }
+}
+
+/// The session's process could not enter the set, and exits.
+fn log_join_failure(pamh: &PamHandle, data: &SessionData, e: &SetError) {
+    log_refused(pamh, data, &data.key, e, " (session process exits)");
+}
+
+/// The refusal line for a session `open_session` had placed (`set`: its
+/// key, or "-" once undone).
+fn log_refused(pamh: &PamHandle, data: &SessionData, set: &str, e: &SetError, tail: &str) {
+    let detail = format!(
+        "step=\"{}\" error=\"{}\"{tail}",
+        e.step,
+        e.cause.replace('"', "'")
+    );
+    let line = decision_line(
+        &data.user,
+        &data.service,
+        &data.policy,
+        "refused",
+        set,
+        &detail,
+    );
+    ffi::syslog(pamh, LOG_ERR, &line);
+}
+
+/// The set's handle open_session left for the one process that joins.
+fn take_pidfd(data: &SessionData) -> Result<std::os::fd::OwnedFd, SetError> {
+    data.pidfd
+        .take()
+        .ok_or_else(|| SetError::new("join", "no namespace set handle (pidfd) from open_session"))
+}
+
+/// su and runuser (`App::Forking`), at the end of a successful
+/// open_session: forks into the set. Returns in the child, which goes on
+/// in the application's code inside the set as root of the set's user
+/// namespace only; the original relays until that child ended, closes
+/// the session on the host and exits as the child did. Nothing forked:
+/// the session is undone and refused.
+fn fork_at_open(pamh: &PamHandle, args: &ModuleArgs) -> PamResultCode {
+    let Some(data) = ffi::session_data(pamh) else {
+        return PamResultCode::PAM_SESSION_ERR;
+    };
+    let forked = (|| {
+        let pidfd = take_pidfd(data)?;
+        enter_limits(data, pidfd.as_fd())?;
+        nsjail::nsset::fork_into_set(
+            pidfd.as_fd(),
+            || nsjail::nsset::join_keeping_root(pidfd.as_fd(), data.join_flags),
+            |ended| {
+                if let Some(why) = &ended.join_error {
+                    log_join_failure(pamh, data, why);
+                }
+                let _ = close_registered(pamh, data, args);
+            },
+        )
+    })();
+    match forked {
+        Ok(()) => {
+            // Later hooks in this process (a setcred after open_session)
+            // have nothing left to do.
+            data.joined.set(true);
+            PamResultCode::PAM_SUCCESS
+        }
+        Err(e) => {
+            if let Ok(reg) = Registry::open(Path::new(paths::REGISTRY)) {
+                let _ = session::close(&reg, data.identity.uid, &data.key, data.opener_pid as i32);
+            }
+            log_refused(pamh, data, "-", &e, "");
+            PamResultCode::PAM_SESSION_ERR
+        }
+    }
 }
 
 /// sshd's post-auth child when open_session left no set to join. OpenSSH
@@ -272,8 +360,11 @@ fn child_without_set(pamh: &mut PamHandle, args: &ModuleArgs) -> PamResultCode {
     child::exit_now(1)
 }
 
-/// The system the module's logins run against.
+/// The system the module's logins run against. Sub-ids that come from
+/// libsubid are asked through the helper: libsubid and its plugins are
+/// never loaded into the login process.
 fn system(args: &ModuleArgs) -> System {
+    nsjail::subid::ask_libsubid_through(&args.helper);
     System::new(&args.config, ExecHelper::new(&args.helper))
 }
 
@@ -389,6 +480,7 @@ fn open_session(pamh: &mut PamHandle, args: &ModuleArgs) -> PamResultCode {
             .unwrap_or_default(),
         holder_pid: opened.holder.id.pid,
         limits_helper: opened.limited.then(|| args.helper.clone()),
+        fork_in_child: req.app == App::Cron,
         pidfd: Cell::new(Some(opened.holder.pidfd)),
         joined: Cell::new(false),
     };
@@ -416,6 +508,9 @@ fn open_session(pamh: &mut PamHandle, args: &ModuleArgs) -> PamResultCode {
     // Reap the process that built a new set only now, off the login's
     // critical path.
     drop(h0);
+    if matches!(req.app, App::Forking(_)) {
+        return fork_at_open(pamh, args);
+    }
     PamResultCode::PAM_SUCCESS
 }
 
@@ -426,6 +521,12 @@ fn close_session(pamh: &mut PamHandle, args: &ModuleArgs) -> PamResultCode {
     if data.opener_pid != std::process::id() {
         return PamResultCode::PAM_IGNORE;
     }
+    close_registered(pamh, data, args)
+}
+
+/// Releases the session in the registry and logs the closing line (the
+/// opener's close_session; the relay of `fork_at_open`).
+fn close_registered(pamh: &PamHandle, data: &SessionData, args: &ModuleArgs) -> PamResultCode {
     let line = |action: &str, detail: &str| {
         decision_line(
             &data.user,

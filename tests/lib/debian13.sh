@@ -23,7 +23,8 @@ DEBIAN13_PACKAGES=(
     openssh-server openssh-client openssh-sftp-server pamtester
     systemd systemd-sysv libpam-systemd dbus dbus-user-session
     procps util-linux iproute2 psmisc python3 passwd sudo strace
-    man-db pkgconf libpam0g-dev dpkg-dev nftables conntrack
+    man-db pkgconf libpam0g-dev dpkg-dev nftables conntrack libsubid5
+    cron at
 )
 # Bump when debian13_finish changes, so old caches are not reused.
 DEBIAN13_RECIPE=3

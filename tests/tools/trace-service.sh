@@ -57,32 +57,7 @@ trace_pam() {
 
 # A pty driver: runs ARGV on a new pty, answers prompts, sends input.
 write_pty() {
-    cat >/trace/ptydrive.py <<'EOF'
-import os, pty, sys, time, select
-# usage: ptydrive.py PASSWORD|- INPUT -- ARGV...
-pw, inp, argv = sys.argv[1], sys.argv[2], sys.argv[4:]
-pid, fd = pty.fork()
-if pid == 0:
-    os.execvp(argv[0], argv)
-out, sent_pw, sent_in, t0 = b"", False, False, time.time()
-while time.time() - t0 < 30:
-    r, _, _ = select.select([fd], [], [], 0.5)
-    if r:
-        try:
-            d = os.read(fd, 4096)
-        except OSError:
-            break
-        if not d:
-            break
-        out += d
-    if pw != "-" and not sent_pw and b"assword" in out:
-        os.write(fd, (pw + "\n").encode()); sent_pw = True
-    if not sent_in and (pw == "-" or sent_pw) and time.time() - t0 > 1.5:
-        os.write(fd, (inp + "\n").encode()); sent_in = True
-_, st = os.waitpid(pid, 0)
-sys.stdout.write(out.decode(errors="replace"))
-print("\n[ptydrive.py: exit status %d]" % os.waitstatus_to_exitcode(st))
-EOF
+    cp "$SB_DIR/ptydrive.py" /trace/ptydrive.py
 }
 
 # The package (and version) that ships a command, usrmerge or not.
@@ -312,6 +287,7 @@ main() {
     fi
     dir=$(mktemp -d /var/tmp/trace-service.XXXXXX)
     gcc -shared -fPIC -o "$dir/pam_trace.so" "$REPO/tests/tools/pam_trace.c" -lpam || exit 1
+    cp "$REPO/tests/lib/ptydrive.py" "$dir/ptydrive.py"
     if [ -n "${TRACE_DEBS:-}" ]; then
         mkdir -p "$dir/debs" && cp "$TRACE_DEBS"/*.deb "$dir/debs/"
     fi

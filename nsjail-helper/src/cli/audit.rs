@@ -8,7 +8,8 @@ use super::{Args, CliResult};
 use crate::paths;
 
 const HELP: &str = "\
-usage: nsjail-helper audit [--pam-dir DIR] [--vendor-dir DIR] [--config PATH]
+usage: nsjail-helper audit [--fix] [--pam-dir DIR] [--vendor-dir DIR]
+                          [--sshd-config PATH] [--config PATH]
 
 Scan the PAM configuration the way Linux-PAM reads it: a service file in
 --pam-dir (default /etc/pam.d) overrides the file of the same name in
@@ -22,7 +23,16 @@ Follow @include, include and substack, and report:
   - every other service that opens sessions (su, login, runuser, sudo,
     cron, atd, systemd-user, display managers, ...) without pam_nsjail,
     through which a user of an isolated group gets an unconfined session;
-with the fix to apply. Exits 1 if anything needs fixing.";
+  - whether sshd uses PAM at all (UsePAM in --sshd-config, default
+    /etc/ssh/sshd_config, and the files it Includes): without it no ssh
+    login ever reaches pam_nsjail;
+with the fix to apply. Exits 1 if anything needs fixing.
+
+--fix prints, instead of the report, a shell script (idempotent; review
+it, then run it as root) that applies every PAM fix found: it copies
+vendor-only stacks to --pam-dir and appends '@include nsjail', or puts
+the auth line first where pam_setcred would skip it. It never edits
+anything itself; UsePAM is left to the admin.";
 
 /// Services known to open PAM sessions for a user.
 const SESSION_SERVICES: &[&str] = &[
@@ -202,13 +212,24 @@ pub fn stacks(dirs: &PamDirs, service: &str) -> Stacks {
 /// walk too, but only on a failure, which fails setcred: the login is
 /// then refused, never unconfined.)
 pub fn setcred_skips(dirs: &PamDirs, service: &str) -> Vec<String> {
+    skips_before_ours(dirs, service, false)
+}
+
+/// `setcred_skips` for our line where it is, or (`appended`) where
+/// `@include nsjail` appended to the service would put it: last.
+fn skips_before_ours(dirs: &PamDirs, service: &str, appended: bool) -> Vec<String> {
     let mut lines = Vec::new();
     expand(dirs, service, Some("auth"), 0, &mut lines);
     // Jumps count the lines of the stack they are in: the top level here,
     // substack lines being opaque to it.
     let top: Vec<&PamLine> = lines.iter().filter(|l| !l.in_substack).collect();
-    let Some(ours) = top.iter().position(|l| module_is_nsjail(&l.module)) else {
-        return Vec::new();
+    let ours = if appended {
+        top.len()
+    } else {
+        match top.iter().position(|l| module_is_nsjail(&l.module)) {
+            Some(i) => i,
+            None => return Vec::new(),
+        }
     };
     let mut skips = Vec::new();
     for (i, line) in top.iter().enumerate().take(ours) {
@@ -234,100 +255,322 @@ pub fn setcred_skips(dirs: &PamDirs, service: &str) -> Vec<String> {
     skips
 }
 
-/// The fix for a session service that bypasses pam_nsjail. A service
-/// that only exists in the vendor directory is fixed by a local copy,
-/// which then overrides it.
-fn fix_for(dirs: &PamDirs, service: &str, path: &Path) -> String {
-    let local = dirs.local.join(service);
-    let edit = if path == local {
-        format!("add '@include nsjail' to {}", local.display())
-    } else {
-        format!(
-            "cp {} {}, then add '@include nsjail' to {}",
-            path.display(),
-            local.display(),
-            local.display()
-        )
-    };
-    let consequence = match service {
-        "systemd-user" => "pam_nsjail then refuses the user manager (systemd --user) of isolated users; without it, `systemd-run --user` and the user's units run outside the set",
-        "cron" | "atd" => "pam_nsjail then refuses isolated users there, so their cron/at jobs do not run; without it they run outside the set",
-        _ => "pam_nsjail then refuses isolated users there: only sshd can place a session in a set",
-    };
-    format!("  fix: {edit}\n  ({consequence}), or deny isolated groups this service (e.g. pam_succeed_if / access.conf)")
+/// A change to one PAM service file that `--fix` prints as shell.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fix {
+    /// Append `@include nsjail` to `local`, after copying `vendor` there
+    /// when only the vendor directory has the service.
+    /// `auth_first`: the service joins through pam_setcred (sshd, cron)
+    /// and its auth stack would stop before the appended auth line, so
+    /// that line also goes first.
+    Include {
+        local: PathBuf,
+        vendor: Option<PathBuf>,
+        auth_first: bool,
+    },
+    /// Put `auth optional pam_nsjail.so` first in `local`, where
+    /// pam_setcred could stop before the included auth line.
+    AuthFirst { local: PathBuf },
 }
 
-/// Findings for every session-opening service, as (is_problem, message)
-/// pairs.
-pub fn audit(dirs: &PamDirs) -> Vec<(bool, String)> {
-    let mut out = Vec::new();
-    let sshd = stacks(dirs, "sshd");
-    match dirs.resolve("sshd") {
-        None => out.push((
-            false,
+/// One finding of `audit`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finding {
+    pub problem: bool,
+    pub message: String,
+    pub fix: Option<Fix>,
+}
+
+impl Finding {
+    fn ok(message: String) -> Finding {
+        Finding {
+            problem: false,
+            message,
+            fix: None,
+        }
+    }
+
+    fn problem(message: String, fix: Option<Fix>) -> Finding {
+        Finding {
+            problem: true,
+            message,
+            fix,
+        }
+    }
+}
+
+/// Quotes `s` for a POSIX shell.
+fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// The shell lines that apply `fix` (idempotent: running them twice
+/// changes nothing the second time).
+pub fn fix_script(fix: &Fix) -> String {
+    match fix {
+        Fix::Include {
+            local,
+            vendor,
+            auth_first,
+        } => {
+            let l = sh_quote(&local.display().to_string());
+            let mut out = String::new();
+            if let Some(v) = vendor {
+                out.push_str(&format!(
+                    "[ -e {l} ] || cp {} {l}\n",
+                    sh_quote(&v.display().to_string())
+                ));
+            }
+            out.push_str(&format!(
+                "grep -qsE '^[[:space:]]*@include[[:space:]]+nsjail([[:space:]#]|$)' {l} || echo '@include nsjail' >> {l}\n"
+            ));
+            if *auth_first {
+                out.push_str(&fix_script(&Fix::AuthFirst {
+                    local: local.clone(),
+                }));
+            }
+            out
+        }
+        Fix::AuthFirst { local } => {
+            let l = sh_quote(&local.display().to_string());
             format!(
-                "{}: not present (no sshd service)",
-                dirs.local.join("sshd").display()
+                "head -n1 {l} | grep -qE '^auth[[:space:]]+optional[[:space:]]+pam_nsjail\\.so' || sed -i '1i auth     optional   pam_nsjail.so' {l}\n"
+            )
+        }
+    }
+}
+
+/// What pam_nsjail does, once `@include nsjail` is in its stack, with
+/// a session of an isolated user through `service`.
+fn with_the_include(service: &str) -> &'static str {
+    match service {
+        "systemd-user" => "pam_nsjail then refuses the user manager (systemd --user) of isolated users; without it, `systemd-run --user` and the user's units run outside the set",
+        "cron" => "pam_nsjail then runs isolated users' cron jobs inside their set; without it they run outside the set",
+        "su" | "su-l" | "runuser" | "runuser-l" => "pam_nsjail then places the session of an isolated target user in her set; without it su/runuser give a shell outside the set",
+        "atd" => "pam_nsjail then refuses isolated users' at jobs (atd cannot run a job inside a set: its job process calls initgroups, which a set denies); without it they run outside the set",
+        "login" => "pam_nsjail then refuses console and serial logins of isolated users (login cannot run a session inside a set: docs/SERVICES.md); without it they log in outside the set",
+        _ => "pam_nsjail then refuses isolated users there: it places sessions in a set only for sshd, cron, su and runuser",
+    }
+}
+
+/// The finding for a session service that bypasses pam_nsjail. A
+/// service that only exists in the vendor directory is fixed by a local
+/// copy, which then overrides it.
+fn bypass(dirs: &PamDirs, service: &str, path: &Path) -> Finding {
+    let local = dirs.local.join(service);
+    let (edit, vendor) = if path == local {
+        (
+            format!("add '@include nsjail' to {}", local.display()),
+            None,
+        )
+    } else {
+        (
+            format!(
+                "cp {} {}, then add '@include nsjail' to {}",
+                path.display(),
+                local.display(),
+                local.display()
             ),
-        )),
-        Some(path) if !sshd.nsjail_session => out.push((
-            true,
+            Some(path.to_owned()),
+        )
+    };
+    Finding::problem(
+        format!(
+            "{}: '{service}' opens sessions without pam_nsjail: a member of an isolated group gets an unconfined session through it\n  fix: {edit}\n  ({}), or deny isolated groups this service (e.g. pam_succeed_if / access.conf)",
+            path.display(),
+            with_the_include(service)
+        ),
+        Some(Fix::Include {
+            local,
+            vendor,
+            auth_first: service == "cron" && !skips_before_ours(dirs, service, true).is_empty(),
+        }),
+    )
+}
+
+/// The finding for sshd's own stack.
+fn sshd_finding(dirs: &PamDirs) -> Finding {
+    let local = dirs.local.join("sshd");
+    let Some(path) = dirs.resolve("sshd") else {
+        return Finding::ok(format!(
+            "{}: not present (no sshd service)",
+            local.display()
+        ));
+    };
+    let vendor = (path != local).then(|| path.clone());
+    let sshd = stacks(dirs, "sshd");
+    if !sshd.nsjail_session {
+        return Finding::problem(
             format!(
                 "{}: pam_nsjail is not enabled for ssh logins\n  fix: echo '@include nsjail' >> {}",
                 path.display(),
-                dirs.local.join("sshd").display()
+                local.display()
             ),
-        )),
-        Some(path) if !sshd.nsjail_auth => out.push((
-            true,
+            Some(Fix::Include {
+                local,
+                vendor,
+                auth_first: !skips_before_ours(dirs, "sshd", true).is_empty(),
+            }),
+        );
+    }
+    if !sshd.nsjail_auth {
+        return Finding::problem(
             format!(
                 "{}: 'session pam_nsjail.so' without 'auth optional pam_nsjail.so': isolated logins will be refused\n  fix: use '@include nsjail', which has both lines",
                 path.display()
             ),
-        )),
-        Some(path) => {
-            let skips = setcred_skips(dirs, "sshd");
-            if skips.is_empty() {
-                out.push((
-                    false,
-                    format!("{}: ok (auth and session lines present)", path.display()),
-                ));
-            } else {
-                out.push((
-                    true,
-                    format!(
-                        "{}: pam_setcred can stop before 'auth optional pam_nsjail.so' at: {}; isolated logins are then refused\n  fix: put the line 'auth optional pam_nsjail.so' before them (e.g. as the first auth line of {}); keep '@include nsjail' for the session line",
-                        path.display(),
-                        skips.join("; "),
-                        dirs.local.join("sshd").display()
-                    ),
-                ));
-            }
-        }
+            Some(Fix::AuthFirst { local }),
+        );
     }
+    let skips = setcred_skips(dirs, "sshd");
+    if skips.is_empty() {
+        return Finding::ok(format!(
+            "{}: ok (auth and session lines present)",
+            path.display()
+        ));
+    }
+    Finding::problem(
+        format!(
+            "{}: pam_setcred can stop before 'auth optional pam_nsjail.so' at: {}; isolated logins are then refused\n  fix: put the line 'auth optional pam_nsjail.so' before them (e.g. as the first auth line of {}); keep '@include nsjail' for the session line",
+            path.display(),
+            skips.join("; "),
+            local.display()
+        ),
+        Some(Fix::AuthFirst { local }),
+    )
+}
+
+/// Findings for every session-opening service.
+pub fn audit(dirs: &PamDirs) -> Vec<Finding> {
+    let mut out = vec![sshd_finding(dirs)];
     for service in SESSION_SERVICES.iter().filter(|s| **s != "sshd") {
         let Some(path) = dirs.resolve(service) else {
             continue;
         };
         let st = stacks(dirs, service);
-        if st.session_lines == 0 || st.nsjail_session {
-            out.push((false, format!("{}: ok", path.display())));
-            continue;
+        if *service == "cron" && st.nsjail_session {
+            // cron, like sshd, joins in the job's process through setcred.
+            let skips = setcred_skips(dirs, service);
+            if !st.nsjail_auth || !skips.is_empty() {
+                out.push(Finding::problem(
+                    format!(
+                        "{}: pam_setcred cannot reach 'auth optional pam_nsjail.so'{}: isolated users' cron jobs are refused\n  fix: use '@include nsjail', which has both lines, with no 'sufficient' module, 'done' action or [success=N] jump before the auth line (or put 'auth optional pam_nsjail.so' first)",
+                        path.display(),
+                        if skips.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" (stops at: {})", skips.join("; "))
+                        }
+                    ),
+                    Some(Fix::AuthFirst {
+                        local: dirs.local.join(service),
+                    }),
+                ));
+                continue;
+            }
         }
-        out.push((
-            true,
-            format!(
-                "{}: '{service}' opens sessions without pam_nsjail: a member of an isolated group gets an unconfined session through it\n{}",
-                path.display(),
-                fix_for(dirs, service, &path)
-            ),
-        ));
+        if st.session_lines == 0 || st.nsjail_session {
+            out.push(Finding::ok(format!("{}: ok", path.display())));
+        } else {
+            out.push(bypass(dirs, service, &path));
+        }
     }
     out
 }
 
+/// sshd's `UsePAM`, as sshd reads it: the first value found in `config`
+/// and the files it `Include`s, in order, up to the first `Match`
+/// (`UsePAM` is not allowed there). `None` when the file cannot be read.
+pub fn sshd_use_pam(config: &Path) -> Option<bool> {
+    fn walk(path: &Path, depth: usize, in_match: &mut bool) -> Option<Option<bool>> {
+        let text = fs::read_to_string(path).ok()?;
+        for line in text.lines() {
+            let line = line.split('#').next().unwrap_or("").trim();
+            let mut words = line
+                .split(|c: char| c.is_whitespace() || c == '=')
+                .filter(|w| !w.is_empty());
+            let (Some(key), value) = (words.next(), words.next()) else {
+                continue;
+            };
+            match key.to_ascii_lowercase().as_str() {
+                "match" => *in_match = true,
+                "include" if depth < 16 => {
+                    for pattern in std::iter::once(value).flatten().chain(words) {
+                        for file in include_files(path, pattern) {
+                            if let Some(Some(v)) = walk(&file, depth + 1, in_match) {
+                                return Some(Some(v));
+                            }
+                        }
+                    }
+                }
+                "usepam" if !*in_match => {
+                    return Some(Some(value.is_some_and(|v| v.eq_ignore_ascii_case("yes"))));
+                }
+                _ => {}
+            }
+        }
+        Some(None)
+    }
+    let mut in_match = false;
+    // OpenSSH's built-in default is `UsePAM no`.
+    walk(config, 0, &mut in_match).map(|v| v.unwrap_or(false))
+}
+
+/// The files an sshd `Include` names: relative to /etc/ssh (the
+/// including file's directory), with `*` globbing in the file name only,
+/// in lexical order as sshd's glob(3) gives them.
+fn include_files(from: &Path, pattern: &str) -> Vec<PathBuf> {
+    let pattern = match Path::new(pattern) {
+        p if p.is_absolute() => p.to_owned(),
+        p => from.parent().unwrap_or(Path::new("/")).join(p),
+    };
+    let (Some(dir), Some(name)) = (
+        pattern.parent(),
+        pattern.file_name().and_then(|n| n.to_str()),
+    ) else {
+        return Vec::new();
+    };
+    let Some((prefix, suffix)) = name.split_once('*') else {
+        return vec![pattern.clone()];
+    };
+    let mut files: Vec<PathBuf> = fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let n = e.file_name().to_str()?.to_owned();
+            (n.len() >= prefix.len() + suffix.len()
+                && n.starts_with(prefix)
+                && n.ends_with(suffix)
+                && !n.starts_with('.'))
+            .then(|| e.path())
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// The finding for sshd's `UsePAM`.
+fn use_pam_finding(config: &Path) -> Option<Finding> {
+    match sshd_use_pam(config)? {
+        true => Some(Finding::ok(format!("{}: UsePAM yes", config.display()))),
+        false => Some(Finding::problem(
+            format!(
+                "{}: sshd does not use PAM (UsePAM no, or not set: OpenSSH's default is no): no ssh login reaches pam_nsjail, every user gets an unconfined session\n  fix: set 'UsePAM yes' in {} (before any Match block) and restart sshd",
+                config.display(),
+                config.display()
+            ),
+            None,
+        )),
+    }
+}
+
 pub fn main(args: &[String]) -> CliResult {
-    let args = Args::parse(args, &["--pam-dir", "--vendor-dir", "--config"], &[])?;
+    let args = Args::parse(
+        args,
+        &["--pam-dir", "--vendor-dir", "--config", "--sshd-config"],
+        &["--fix"],
+    )?;
     if args.help {
         println!("{HELP}");
         return Ok(0);
@@ -342,13 +585,22 @@ pub fn main(args: &[String]) -> CliResult {
     if !dirs.local.is_dir() {
         return Err(super::fail(dirs.local.display(), "not a directory"));
     }
+    let mut findings = audit(&dirs);
+    if args.switch("--fix") {
+        print!("{}", fix_report(&findings));
+        return Ok(0);
+    }
+    let sshd_config = Path::new(args.option("--sshd-config").unwrap_or(paths::SSHD_CONFIG));
+    if dirs.resolve("sshd").is_some() {
+        findings.extend(use_pam_finding(sshd_config));
+    }
     let mut problems = 0;
-    for (bad, msg) in audit(&dirs) {
-        if bad {
+    for f in &findings {
+        if f.problem {
             problems += 1;
-            println!("warning: {msg}");
+            println!("warning: {}", f.message);
         } else {
-            println!("{msg}");
+            println!("{}", f.message);
         }
     }
     // What private networks need of, and changed on, the host.
@@ -365,12 +617,30 @@ pub fn main(args: &[String]) -> CliResult {
         }
     }
     if problems > 0 {
-        println!("{problems} problem(s) found");
+        println!("{problems} problem(s) found (`nsjail-helper audit --fix` prints the PAM fixes as a script)");
         Ok(1)
     } else {
         println!("no problems found");
         Ok(0)
     }
+}
+
+/// `--fix`: every PAM fix of `findings` as one reviewed-then-run script.
+pub fn fix_report(findings: &[Finding]) -> String {
+    let mut out = String::from(
+        "#!/bin/sh\n# nsjail-helper audit --fix: review, then run as root. Idempotent.\nset -e\n",
+    );
+    let mut n = 0;
+    for f in findings.iter().filter(|f| f.problem) {
+        let Some(fix) = &f.fix else { continue };
+        n += 1;
+        let what = f.message.lines().next().unwrap_or_default();
+        out.push_str(&format!("\n# {what}\n{}", fix_script(fix)));
+    }
+    if n == 0 {
+        out.push_str("# nothing to fix in the PAM stacks\n");
+    }
+    out
 }
 
 #[cfg(test)]
@@ -427,33 +697,48 @@ mod tests {
         let findings = audit(&dirs);
         let user = findings
             .iter()
-            .find(|(_, m)| m.contains("systemd-user"))
+            .find(|f| f.message.contains("systemd-user"))
             .expect("systemd-user is audited from the vendor directory");
-        assert!(user.0, "{}", user.1);
+        assert!(user.problem, "{}", user.message);
         assert!(
-            user.1.starts_with(&format!(
+            user.message.starts_with(&format!(
                 "{}: 'systemd-user' opens sessions",
                 vendor.join("systemd-user").display()
             )),
             "{}",
-            user.1
+            user.message
         );
         assert!(
-            user.1.contains(&format!(
+            user.message.contains(&format!(
                 "fix: cp {} {}",
                 vendor.join("systemd-user").display(),
                 local.join("systemd-user").display()
             )),
             "{}",
-            user.1
+            user.message
         );
-        assert!(user.1.contains("refuses the user manager"), "{}", user.1);
-        assert!(findings
-            .iter()
-            .any(|(bad, m)| *bad && m.contains("'cron'") && m.contains("cron/at jobs")));
+        assert!(
+            user.message.contains("refuses the user manager"),
+            "{}",
+            user.message
+        );
+        assert!(findings.iter().any(
+            |Finding {
+                 problem: bad,
+                 message: m,
+                 ..
+             }| *bad
+                && m.contains("'cron'")
+                && m.contains("cron jobs inside their set")
+        ));
         // The local sshd overrides the vendor one.
         assert!(findings.iter().any(
-            |(bad, m)| !*bad && m.starts_with(&format!("{}: ok", local.join("sshd").display()))
+            |Finding {
+                 problem: bad,
+                 message: m,
+                 ..
+             }| !*bad
+                && m.starts_with(&format!("{}: ok", local.join("sshd").display()))
         ));
         // A local copy with the include fixes systemd-user.
         fs::write(
@@ -461,12 +746,13 @@ mod tests {
             "session required pam_unix.so\n@include nsjail\n",
         )
         .unwrap();
-        assert!(
-            audit(&dirs)
-                .iter()
-                .any(|(bad, m)| !*bad
-                    && m == &format!("{}: ok", local.join("systemd-user").display()))
-        );
+        assert!(audit(&dirs).iter().any(
+            |Finding {
+                 problem: bad,
+                 message: m,
+                 ..
+             }| !*bad && m == &format!("{}: ok", local.join("systemd-user").display())
+        ));
         fs::remove_dir_all(&vendor).unwrap();
         fs::remove_dir_all(&local).unwrap();
     }
@@ -501,11 +787,27 @@ mod tests {
             }
         );
         let findings = audit(&only(&dir));
-        assert!(findings.iter().any(|(bad, m)| *bad && m.contains("/su:")));
-        assert!(findings
-            .iter()
-            .any(|(bad, m)| !*bad && m.contains("/sshd: ok")));
-        assert!(!findings.iter().any(|(bad, m)| *bad && m.contains("/login")));
+        assert!(findings.iter().any(
+            |Finding {
+                 problem: bad,
+                 message: m,
+                 ..
+             }| *bad && m.contains("/su:")
+        ));
+        assert!(findings.iter().any(
+            |Finding {
+                 problem: bad,
+                 message: m,
+                 ..
+             }| !*bad && m.contains("/sshd: ok")
+        ));
+        assert!(!findings.iter().any(
+            |Finding {
+                 problem: bad,
+                 message: m,
+                 ..
+             }| *bad && m.contains("/login")
+        ));
         fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -533,14 +835,14 @@ mod tests {
         let findings = audit(&only(&dir));
         let sshd = findings
             .iter()
-            .find(|(_, m)| m.contains("/sshd:"))
+            .find(|f| f.message.contains("/sshd:"))
             .expect("sshd audited");
-        assert!(sshd.0, "{}", sshd.1);
+        assert!(sshd.problem, "{}", sshd.message);
         assert!(
-            sshd.1
+            sshd.message
                 .contains("fix: put the line 'auth optional pam_nsjail.so' before them"),
             "{}",
-            sshd.1
+            sshd.message
         );
         // The same module inside a substack ends only the substack.
         fs::write(
@@ -556,9 +858,13 @@ mod tests {
         )
         .unwrap();
         assert!(setcred_skips(&only(&dir), "sshd").is_empty());
-        assert!(audit(&only(&dir))
-            .iter()
-            .any(|(bad, m)| !*bad && m.contains("/sshd: ok")));
+        assert!(audit(&only(&dir)).iter().any(
+            |Finding {
+                 problem: bad,
+                 message: m,
+                 ..
+             }| !*bad && m.contains("/sshd: ok")
+        ));
         // A done action, and a jump past our line.
         fs::write(
             dir.join("sshd"),
@@ -593,9 +899,13 @@ mod tests {
             ],
         );
         assert!(setcred_skips(&only(&dir), "sshd").is_empty());
-        assert!(audit(&only(&dir))
-            .iter()
-            .any(|(bad, m)| !*bad && m.contains("/sshd: ok")));
+        assert!(audit(&only(&dir)).iter().any(
+            |Finding {
+                 problem: bad,
+                 message: m,
+                 ..
+             }| !*bad && m.contains("/sshd: ok")
+        ));
         // Control: without the two lines the jumps land on (a jump of N
         // skips the next N lines), both jump past our line.
         fs::write(
@@ -610,9 +920,163 @@ mod tests {
     #[test]
     fn sshd_without_auth_line_is_flagged() {
         let dir = pam_dir(&[("sshd", "session required pam_nsjail.so\n")]);
-        assert!(audit(&only(&dir))
-            .iter()
-            .any(|(bad, m)| *bad && m.contains("without 'auth optional")));
+        assert!(audit(&only(&dir)).iter().any(
+            |Finding {
+                 problem: bad,
+                 message: m,
+                 ..
+             }| *bad && m.contains("without 'auth optional")
+        ));
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_fix_script_makes_audit_content_and_is_idempotent() {
+        let nsjail = "auth optional pam_nsjail.so\nsession required pam_nsjail.so\n";
+        let vendor = pam_dir_named(
+            "fix-vendor",
+            &[("systemd-user", "session required pam_unix.so\n")],
+        );
+        let local = pam_dir_named(
+            "fix-local",
+            &[
+                ("nsjail", nsjail),
+                (
+                    "common-auth",
+                    "auth sufficient pam_sss.so\nauth required pam_unix.so\n",
+                ),
+                (
+                    "sshd",
+                    "@include common-auth\nsession required pam_unix.so\n@include nsjail\n",
+                ),
+                (
+                    "cron",
+                    "@include common-auth\nsession required pam_unix.so\n",
+                ),
+                ("su", "session required pam_unix.so # it's quoted\n"),
+            ],
+        );
+        let dirs = PamDirs {
+            local: local.clone(),
+            vendor: Some(vendor.clone()),
+        };
+        let before = audit(&dirs);
+        assert_eq!(before.iter().filter(|f| f.problem).count(), 4, "{before:?}");
+        let script = fix_report(&before);
+        let run = |script: &str| {
+            let status = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(script)
+                .status()
+                .unwrap();
+            assert!(status.success(), "{script}");
+        };
+        run(&script);
+        let after = audit(&dirs);
+        assert!(after.iter().all(|f| !f.problem), "{after:?}\n{script}");
+        assert!(fix_report(&after).contains("nothing to fix"));
+        // The auth line went first; the vendor file was copied.
+        let sshd = fs::read_to_string(local.join("sshd")).unwrap();
+        assert!(
+            sshd.starts_with("auth     optional   pam_nsjail.so\n@include common-auth"),
+            "{sshd}"
+        );
+        assert!(local.join("systemd-user").is_file());
+        // Twice: nothing changes.
+        let files = |d: &Path| {
+            let mut v: Vec<(String, String)> = fs::read_dir(d)
+                .unwrap()
+                .map(|e| {
+                    let e = e.unwrap();
+                    (
+                        e.file_name().to_string_lossy().into_owned(),
+                        fs::read_to_string(e.path()).unwrap(),
+                    )
+                })
+                .collect();
+            v.sort();
+            v
+        };
+        let once = files(&local);
+        run(&script);
+        assert_eq!(files(&local), once);
+        fs::remove_dir_all(&vendor).unwrap();
+        fs::remove_dir_all(&local).unwrap();
+    }
+
+    #[test]
+    fn use_pam_is_read_as_sshd_reads_it() {
+        let dir = pam_dir_named("sshd-config", &[]);
+        fs::create_dir_all(dir.join("sshd_config.d")).unwrap();
+        let main = dir.join("sshd_config");
+        let write = |name: &str, text: &str| fs::write(dir.join(name), text).unwrap();
+        // Debian's layout: an Include first, UsePAM yes later.
+        write(
+            "sshd_config",
+            &format!(
+                "Include {}/sshd_config.d/*.conf\nPort 22\nUsePAM yes\n",
+                dir.display()
+            ),
+        );
+        assert_eq!(sshd_use_pam(&main), Some(true));
+        // A drop-in read first wins (the first value obtained is used).
+        write("sshd_config.d/10-nopam.conf", "  usepam = no # local\n");
+        write("sshd_config.d/20-yes.conf", "UsePAM yes\n");
+        assert_eq!(sshd_use_pam(&main), Some(false));
+        assert!(use_pam_finding(&main).unwrap().problem);
+        // Files that do not match the glob are not read.
+        fs::remove_file(dir.join("sshd_config.d/10-nopam.conf")).unwrap();
+        write("sshd_config.d/10-nopam.conf.disabled", "UsePAM no\n");
+        assert_eq!(sshd_use_pam(&main), Some(true));
+        // Not set at all: OpenSSH's default is no. Match blocks do not count.
+        write("sshd_config", "Port 22\nMatch User bob\n  UsePAM yes\n");
+        assert_eq!(sshd_use_pam(&main), Some(false));
+        // Relative includes are relative to the including file's directory.
+        write("sshd_config", "Include sshd_config.d/*.conf\n");
+        assert_eq!(sshd_use_pam(&main), Some(true));
+        assert!(!use_pam_finding(&main).unwrap().problem);
+        assert_eq!(sshd_use_pam(&dir.join("missing")), None);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn cron_needs_the_auth_line_where_setcred_reaches_it() {
+        let nsjail = "auth optional pam_nsjail.so\nsession required pam_nsjail.so\n";
+        let cron_of = |tag: &str, cron: &str| {
+            let dir = pam_dir_named(
+                tag,
+                &[
+                    ("nsjail", nsjail),
+                    ("cron", cron),
+                    ("sshd", "@include nsjail\n"),
+                ],
+            );
+            let found = audit(&only(&dir))
+                .into_iter()
+                .find(|f| f.message.contains("/cron"))
+                .expect("cron audited");
+            let _ = fs::remove_dir_all(&dir);
+            found
+        };
+        let f = cron_of("cron-ok", "session required pam_unix.so\n@include nsjail\n");
+        assert!(!f.problem, "{}", f.message);
+        let f = cron_of("cron-noauth", "session required pam_nsjail.so\n");
+        assert!(
+            f.problem && f.message.contains("isolated users' cron jobs are refused"),
+            "{}",
+            f.message
+        );
+        let f = cron_of(
+            "cron-skip",
+            "auth sufficient pam_rootok.so\n@include nsjail\n",
+        );
+        assert!(
+            f.problem
+                && f.message
+                    .contains("stops at: auth sufficient pam_rootok.so"),
+            "{}",
+            f.message
+        );
+        assert!(matches!(f.fix, Some(Fix::AuthFirst { .. })));
     }
 }

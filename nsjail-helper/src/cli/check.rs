@@ -14,8 +14,9 @@ Validate the policy file (default /etc/security/pam_nsjail.toml): ownership
 and permissions, TOML syntax, unknown keys and semantic rules. Prints
 'PATH: OK (N policies)' and exits 0, or prints each error as
 'PATH:LINE:COL: message' with the offending line and exits 1. Warns about
-group names NSS does not know and about users of isolated groups who have
-no /etc/subuid or /etc/subgid range.";
+group names NSS does not know, about users of isolated groups who have
+no /etc/subuid or /etc/subgid range (or none from libsubid), and about a
+'subid:' line in /etc/nsswitch.conf that libsubid cannot honour here.";
 
 pub fn main(args: &[String]) -> CliResult {
     let args = Args::parse(args, &["--config"], &[])?;
@@ -90,6 +91,12 @@ fn cgroup_note(config: &Config, hides: bool, unified: bool) -> Option<String> {
 /// without a usable sub-id range.
 pub fn warnings(config: &Config, path: &Path, etc: &Path) -> Vec<String> {
     let mut out = Vec::new();
+    if let Err(e) = crate::subid::honoured(etc) {
+        out.push(format!(
+            "{}: warning: sub-ids: {e}: every login that needs a new set is refused (or, with on_error=allow, let in unconfined)",
+            path.display()
+        ));
+    }
     let mut members = BTreeSet::new();
     for entry in config.policies() {
         for group in &entry.groups {

@@ -14,8 +14,10 @@ const HELP: &str = "\
 usage: nsjail-helper explain USER [--service NAME] [--config PATH]
 
 Show which policy applies to USER for service NAME (default sshd) and why,
-then what their namespace set gets: namespaces, the exact uid_map and
-gid_map lines, the mounts, share and on_logout, and whether a set is live.";
+then what their namespace set gets: namespaces, the mounts, share and
+on_logout, where the sub-id ranges come from (/etc/subuid and /etc/subgid,
+or libsubid where /etc/nsswitch.conf has a subid: line), the exact uid_map
+and gid_map lines, and whether a set is live.";
 
 pub fn main(args: &[String]) -> CliResult {
     let args = Args::parse(args, &["--config", "--service"], &[])?;
@@ -102,6 +104,7 @@ pub fn main(args: &[String]) -> CliResult {
                     |r| format!("{}+{}", r.start, r.count),
                 )
             };
+            println!("subids:      {}", plan.subid_source);
             println!("subuid:      {}", range(plan.subuid));
             println!("subgid:      {}", range(plan.subgid));
             println!("uid_map:");

@@ -66,6 +66,7 @@ pub fn main(args: &[String]) -> i32 {
         "stop" => sets::stop_main(rest),
         "audit" => audit::main(rest),
         "__attach" => Ok(crate::limits::systemd::attach_main(rest)),
+        "__subids" => Ok(crate::subid::subids_main(rest)),
         "__create" => Ok(crate::nsset::SetSpec::from_args(rest)
             .map(|spec| crate::nsset::create_main(&spec))
             .unwrap_or_else(|e| {

@@ -7,9 +7,8 @@
 #![forbid(unsafe_code)]
 
 use std::io::Write;
-use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 /// Where the tools are looked for, in order (Debian: /usr/sbin).
 const DIRS: [&str; 4] = ["/usr/sbin", "/sbin", "/usr/bin", "/bin"];
@@ -40,12 +39,8 @@ pub fn run(tool: &str, args: &[&str], input: &str) -> Result<String, String> {
         )
     })?;
     let exe = crate::trust::open_root_executable(&path).map_err(|e| e.to_string())?;
-    let mut child = Command::new(crate::trust::fd_path(&exe))
-        .arg0(tool)
+    let mut child = crate::trust::clean_command(&exe, tool)
         .args(args)
-        .env_clear()
-        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-        .current_dir("/")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -97,7 +97,14 @@ impl PendingHolder {
     /// it has: from then on it outlives H0.
     fn disarm(&mut self) -> Result<(), SetError> {
         self.go.write_all(b"D").map_err(step_err("disarm holder"))?;
-        read_token(&mut self.ready, b'X', "holder: disarm")
+        read_token(&mut self.ready, b'X', "holder: disarm")?;
+        // The pipe ends when the holder has exec'd its program and named
+        // itself (or is holding in this image, or died: ended anyway).
+        let mut rest = Vec::new();
+        self.ready
+            .read_to_end(&mut rest)
+            .map_err(step_err("holder: wait for its name"))?;
+        Ok(())
     }
 }
 

@@ -29,6 +29,10 @@ pub(super) fn read_token(pipe: &mut File, want: u8, step: &str) -> Result<(), Se
     }
 }
 
+/// Where the holder program finds the ready pipe, which it closes once it
+/// has named itself (holder/holder.rs).
+const NAMED_FD: std::os::fd::RawFd = 5;
+
 /// The holder, forked by H0. Never returns.
 pub(super) fn holder_main(
     owner: &Identity,
@@ -125,21 +129,29 @@ pub(super) fn holder_main(
     }
     failpoint("holder-before-exec");
     let _ = ready.write_all(b"X");
-    drop(ready);
     drop(go);
     // f. Become the ~1 kB holder program: a forked copy of this process
     //    would keep every page H0 touched (~500 kB PSS per set). Where
     //    there is no such program, hold in this image: bigger, but just as
     //    correct.
-    //    With on_logout = "kill", it gets the openers' channel at the fd
+    //    It gets `ready` at NAMED_FD and closes it once it has named
+    //    itself, so H0 (`disarm`) returns only when `ps` shows the set's
+    //    pid 1 as nsjail-holder, never as the exec's fd number. With
+    //    on_logout = "kill", it also gets the openers' channel at the fd
     //    numbers it expects (lifetime.rs).
-    let holder_exe = match (holder_exe, openers) {
-        (Some(exe), Some((receive, send))) => sys::place_fds_for_exec(
-            exe,
-            vec![(receive, lifetime::RECEIVE_FD), (send, lifetime::SEND_FD)],
-        )
-        .map_or_else(|_| sys::exit_now(1), Some),
-        (exe, _) => exe,
+    let holder_exe = match holder_exe {
+        Some(exe) => {
+            let mut place = vec![(OwnedFd::from(ready), NAMED_FD)];
+            if let Some((receive, send)) = openers {
+                place.push((receive, lifetime::RECEIVE_FD));
+                place.push((send, lifetime::SEND_FD));
+            }
+            Some(sys::place_fds_for_exec(exe, place).unwrap_or_else(|_| sys::exit_now(1)))
+        }
+        None => {
+            drop(ready);
+            None
+        }
     };
     if let Some(exe) = holder_exe {
         let no_env: [&std::ffi::CStr; 0] = [];

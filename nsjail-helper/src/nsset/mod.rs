@@ -24,6 +24,7 @@
 #![forbid(unsafe_code)]
 
 mod create;
+mod forkjoin;
 mod holder;
 mod join;
 mod lifetime;
@@ -43,6 +44,7 @@ use crate::policy::{Namespace, Network, OnLogout, Propagation, Settings};
 use crate::procfs::ProcId;
 
 pub use create::create_main;
+pub use forkjoin::{fork_into_set, join_keeping_root, EndStatus, Ended};
 pub use holder::drop_all_capabilities;
 pub use join::{join_and_drop, Identity};
 pub use lifetime::enlist_opener;

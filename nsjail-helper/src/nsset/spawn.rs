@@ -4,9 +4,8 @@
 #![forbid(unsafe_code)]
 
 use std::io::Write;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use super::wire::{self, DONE, KEEP};
@@ -100,17 +99,13 @@ impl SetCreator for ExecHelper {
     fn create(&self, spec: &SetSpec, proc_root: &Path) -> Result<Spawned, SetError> {
         let exe = trust::open_root_executable(&self.path)
             .map_err(step_err(&format!("check helper {}", self.path.display())))?;
-        let mut cmd = Command::new(trust::fd_path(&exe));
-        cmd.arg0("nsjail-helper")
-            .args(spec.to_args())
-            .env_clear()
-            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
+        let mut cmd = trust::clean_command(&exe, "nsjail-helper");
+        cmd.args(spec.to_args());
         #[cfg(feature = "failpoints")]
         if let Some(step) = std::env::var_os("NSJAIL_FAILPOINT") {
             cmd.env("NSJAIL_FAILPOINT", step);
         }
         let mut child = cmd
-            .current_dir("/")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

@@ -469,6 +469,37 @@ impl Config {
             },
         }
     }
+
+    /// Whether `decision`, which leaves `user` on the host, may be wrong
+    /// because NSS could not name one of her gids (her passwd entry's
+    /// primary gid, when a directory is offline and its group was never
+    /// cached: membership of an unnamed group is unknown): the first
+    /// isolating `[[policy]]` with `groups`, for `service`, that comes
+    /// before the decision's own (any, when `[defaults]` decided). `None`
+    /// when every gid has a name, the decision isolates, or it rests on
+    /// something NSS cannot change (root, an explicit `users` entry).
+    pub fn unknown_group_could_isolate(
+        &self,
+        user: &UserInfo,
+        service: &str,
+        decision: &Decision,
+    ) -> Option<String> {
+        if decision.settings.is_some()
+            || matches!(
+                decision.reason,
+                MatchReason::Root | MatchReason::User { .. }
+            )
+            || user.groups.iter().all(|g| g.name.is_some())
+        {
+            return None;
+        }
+        self.policies
+            .iter()
+            .filter(|p| p.applies_to_service(service))
+            .take_while(|p| p.name != decision.policy)
+            .find(|p| p.isolate && !p.groups.is_empty())
+            .map(|p| p.name.clone())
+    }
 }
 
 /// The distinct strings of `items`, first occurrence first.

@@ -54,9 +54,53 @@ pub enum App {
     /// user manager outside the set would run the user's units on the
     /// host. Isolated users are refused there.
     UserManager(String),
-    /// Anything else (su, login, cron, …): no hook in the session's own
-    /// process, so isolated users are refused there.
+    /// Debian's cron (`/usr/sbin/cron`, docs/SERVICES.md): like sshd, a
+    /// hook (setcred REINITIALIZE) runs in the job's own process, as root
+    /// with the user's groups; but that process execs the job itself, so
+    /// it forks into the set there (`nsset::fork_into_set`, placement b)
+    /// and stays on the host as the job's relay. Needs the auth line.
+    Cron,
+    /// Programs that open the session in a process (P) that later forks
+    /// the session's child with no PAM hook in it, then closes the session
+    /// in P (placement a', docs/SERVICES.md): P forks into the set at
+    /// open_session; the child goes on inside it as root of the set's user
+    /// namespace only (no privilege over the host) and drops to the user
+    /// itself; the original stays on the host as a relay and closes the
+    /// session.
+    Forking(Forker),
+    /// Anything else: no known place to move the session into a set, so
+    /// isolated users are refused there.
     Other(String),
+}
+
+/// The applications of placement a' (`App::Forking`); login and atd
+/// measured not to work inside a set (`why_not`) and refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Forker {
+    /// util-linux `su` (services su, su-l).
+    Su,
+    /// util-linux `runuser` (services runuser, runuser-l).
+    Runuser,
+    /// `login` (shadow's on Debian 12, util-linux's on Debian 13).
+    Login,
+    /// at's `atd`.
+    Atd,
+}
+
+impl Forker {
+    /// Why this program cannot run a session correctly inside a set, as
+    /// measured (docs/SERVICES.md): then isolated users are refused there.
+    pub fn why_not(self) -> Option<&'static str> {
+        match self {
+            Forker::Su | Forker::Runuser => None,
+            Forker::Login => Some(
+                "login cannot run a session inside a namespace set: shadow's login (Debian 12) sets the user's groups (initgroups) after open_session, where a set denies setgroups; util-linux's login (Debian 13) reopens its terminal by name in the session's child, and a host pty does not exist in the set's own devpts ('can't reopen tty'), nor can it chown the terminal or make it the shell's controlling tty (host root is unmapped in the set); refusing isolated user",
+            ),
+            Forker::Atd => Some(
+                "atd cannot run a job inside a namespace set: its job process sets the user's groups (initgroups) after open_session, where a set denies setgroups, and it unlinks its spool files as the daemon user, which the set does not map; refusing isolated user (the job stays queued)",
+            ),
+        }
+    }
 }
 
 impl App {
@@ -67,6 +111,11 @@ impl App {
             Some("sshd") => App::Sshd,
             Some("sshd-session") => App::SshdSession,
             Some("pamtester") => App::Pamtester,
+            Some("cron") => App::Cron,
+            Some("su") => App::Forking(Forker::Su),
+            Some("runuser") => App::Forking(Forker::Runuser),
+            Some("login") => App::Forking(Forker::Login),
+            Some("atd") => App::Forking(Forker::Atd),
             Some("systemd-executor" | "systemd") if service == "systemd-user" => {
                 App::UserManager(exe.display().to_string())
             }
@@ -82,11 +131,11 @@ impl App {
         )
     }
 
-    /// Whether this application's own code places the session in the set
-    /// in a process of its own after `open_session` (sshd's post-auth
-    /// child, `run`'s child).
-    pub fn can_join(&self) -> bool {
-        matches!(self, App::Sshd | App::SshdSession | App::Run)
+    /// Whether a hook of this application runs in the session's own
+    /// process after `open_session` (sshd's post-auth child, cron's job
+    /// process), which needs the module's auth line.
+    pub fn needs_auth_line(&self) -> bool {
+        matches!(self, App::Sshd | App::SshdSession | App::Cron)
     }
 }
 
@@ -118,6 +167,10 @@ pub trait Host {
     fn etc(&self) -> &Path;
     fn creator(&self) -> &dyn SetCreator;
     fn registry(&self) -> io::Result<Registry>;
+    /// The calling process' threads: forking into a set needs exactly one.
+    fn threads(&self) -> usize {
+        fs::read_dir("/proc/self/task").map_or(0, |d| d.count())
+    }
     /// Why this host cannot enforce `limits`, if it cannot.
     fn limits_support(&self, limits: &Limits) -> Result<(), String> {
         crate::limits::support(limits, Path::new(paths::CGROUP))
@@ -381,6 +434,30 @@ fn decide(host: &dyn Host, req: &LoginRequest<'_>) -> Decided {
         Err(e) => return Decided::Final(broken_policy(host, req, &user, e)),
     };
     let decision = config.decide(&user, req.service);
+    if let Some(policy) = config.unknown_group_could_isolate(&user, req.service, &decision) {
+        let gids: Vec<String> = user
+            .groups
+            .iter()
+            .filter(|g| g.name.is_none())
+            .map(|g| g.gid.to_string())
+            .collect();
+        let error = format!(
+            "NSS has no group entry for gid {} of user '{}' (a directory offline, its group never cached?): whether policy {policy} isolates her by group cannot be decided",
+            gids.join(","),
+            user.name
+        );
+        return Decided::Final(if req.on_error == OnError::Allow {
+            Outcome::Unconfined { error }
+        } else {
+            Outcome::Refused {
+                policy: policy.clone(),
+                step: Some("groups"),
+                error,
+                reason: Some("on_error=deny".into()),
+                load_error: None,
+            }
+        });
+    }
     if decision.settings.is_none() {
         return Decided::Final(Outcome::Exempt {
             policy: decision.policy,
@@ -427,13 +504,17 @@ pub fn login(host: &dyn Host, req: &LoginRequest<'_>) -> Outcome {
         );
     };
     match &req.app {
-        App::Sshd | App::SshdSession if !req.auth_line_seen => {
+        app if app.needs_auth_line() && !req.auth_line_seen => {
             return Outcome::refused(
                 &decision.policy,
                 "the auth line 'auth optional pam_nsjail.so' is missing from the PAM stack (use '@include nsjail', which has both lines); without it the session cannot be isolated",
             )
         }
-        App::Sshd | App::SshdSession | App::Pamtester | App::Run => {}
+        App::Sshd | App::SshdSession | App::Pamtester | App::Run | App::Cron => {}
+        App::Forking(f @ (Forker::Login | Forker::Atd)) => {
+            return Outcome::refused(&decision.policy, f.why_not().unwrap_or_default())
+        }
+        App::Forking(_) => {}
         App::UserManager(exe) => {
             return Outcome::refused(
                 &decision.policy,
@@ -443,8 +524,20 @@ pub fn login(host: &dyn Host, req: &LoginRequest<'_>) -> Outcome {
         App::Other(exe) => {
             return Outcome::refused(
                 &decision.policy,
-                format!("{exe} cannot place sessions in a namespace set (only sshd is supported); refusing isolated user"),
+                format!("{exe} cannot place sessions in a namespace set (only sshd, cron, su and runuser can); refusing isolated user"),
             )
+        }
+    }
+    // The session's process is forked from this one into the set
+    // (`nsset::fork_into_set`), which needs a single thread: refuse before
+    // anything is created.
+    if matches!(req.app, App::Forking(_)) {
+        let threads = host.threads();
+        if threads != 1 {
+            return Outcome::refused(
+                &decision.policy,
+                format!("{}: the process opening the session has {threads} threads; it can only be forked into the set with one", req.service),
+            );
         }
     }
     if !host.is_root() {

@@ -14,8 +14,8 @@ use std::io;
 use std::path::Path;
 
 pub use login::{
-    canonical_name, login, refusal_without_session, App, Host, LoginRequest, OnError, Outcome,
-    Placement, System,
+    canonical_name, login, refusal_without_session, App, Forker, Host, LoginRequest, OnError,
+    Outcome, Placement, System,
 };
 
 use crate::idmap;
@@ -92,11 +92,14 @@ pub struct Plan {
     pub spec: SetSpec,
     pub subuid: Option<SubRange>,
     pub subgid: Option<SubRange>,
+    /// Where the ranges came from (`subid::Source::describe`).
+    pub subid_source: String,
     pub warnings: Vec<String>,
 }
 
-/// Computes the id maps and mounts for `user` (reads `etc/subuid` and
-/// `etc/subgid`; `etc` is injectable for tests).
+/// Computes the id maps and mounts for `user` (sub-ids from the source
+/// `etc/nsswitch.conf` names: `etc/subuid` and `etc/subgid`, or libsubid;
+/// `etc` is injectable for tests).
 ///
 /// The maps hold only ids the user owns anyway: her uid, her groups, her
 /// sub-id ranges. The set's user namespace is hers, so a process of hers
@@ -108,17 +111,12 @@ pub fn plan(user: &UserInfo, settings: &Settings, etc: &Path) -> Result<Plan, Se
     gids.sort_unstable();
     gids.dedup();
     let uids = [user.uid];
-    let mut warnings = Vec::new();
-    let mut range = |which: subid::Which, own: &[u32]| -> Result<Option<SubRange>, SessionError> {
-        let (found, warns) = subid::lookup(etc, which, &user.name, user.uid, own)
-            .map_err(|e| SessionError::Subid(e.to_string()))?;
-        warnings.extend(warns);
-        match (found, settings.subids) {
-            (None, SubidMode::Required) => Err(SessionError::Subid(
-                subid::SubidError::missing(&etc.join(which.file_name()), &user.name).to_string(),
-            )),
-            (found, _) => Ok(found),
-        }
+    let found = subid::entries(etc, &user.name).map_err(|e| SessionError::Subid(e.to_string()))?;
+    let required = settings.subids == SubidMode::Required;
+    let range = |which: subid::Which, own: &[u32]| {
+        found
+            .select(which, &user.name, user.uid, own, required)
+            .map_err(|e| SessionError::Subid(e.to_string()))
     };
     let subuid = range(subid::Which::Uid, &uids)?;
     let subgid = range(subid::Which::Gid, &gids)?;
@@ -137,7 +135,8 @@ pub fn plan(user: &UserInfo, settings: &Settings, etc: &Path) -> Result<Plan, Se
         ),
         subuid,
         subgid,
-        warnings,
+        subid_source: found.source.describe(etc),
+        warnings: found.warnings,
     })
 }
 
@@ -160,7 +159,7 @@ pub struct Opened {
     /// The set's private network (address, host link), if it has one.
     pub lease: Option<crate::net::Lease>,
     /// The policy's resource limits apply: the process that joins must
-    /// first be moved under them (`limits::systemd::enter_limits`).
+    /// first be moved under them (`limits::enter_limits`).
     pub limited: bool,
 }
 

@@ -84,6 +84,8 @@ struct FakeHost {
     creator: FakeCreator,
     /// Looks names up as sssd with `case_sensitive = false` does.
     case_insensitive: Cell<bool>,
+    /// The opening process' threads, as `Host::threads` reports them.
+    threads: Cell<usize>,
 }
 
 const POLICY: &str = r#"
@@ -139,6 +141,7 @@ impl FakeHost {
             policy_text: RefCell::new(POLICY.into()),
             users: RefCell::new(users),
             root: Cell::new(true),
+            threads: Cell::new(1),
             creator: FakeCreator::default(),
             case_insensitive: Cell::new(false),
         }
@@ -190,6 +193,10 @@ impl Host for FakeHost {
 
     fn is_root(&self) -> bool {
         self.root.get()
+    }
+
+    fn threads(&self) -> usize {
+        self.threads.get()
     }
 
     fn etc(&self) -> &Path {
@@ -725,4 +732,74 @@ fn without_open_session_only_users_left_on_the_host_may_go_on() {
     allow.on_error = OnError::Allow;
     assert_eq!(refusal_without_session(&host, &allow), None);
     assert_eq!(host.created(), 0, "nothing is ever created there");
+}
+
+#[test]
+fn cron_su_and_runuser_are_placed_login_and_atd_refused_with_the_reason() {
+    use super::Forker;
+    let host = FakeHost::new("services");
+    let app = |exe: &str, service: &str| App::from_exe(Path::new(exe), service);
+    assert_eq!(app("/usr/sbin/cron", "cron"), App::Cron);
+    assert_eq!(app("/usr/bin/su", "su-l"), App::Forking(Forker::Su));
+    assert_eq!(
+        app("/usr/sbin/runuser", "runuser"),
+        App::Forking(Forker::Runuser)
+    );
+    assert_eq!(app("/usr/bin/login", "login"), App::Forking(Forker::Login));
+    assert_eq!(app("/usr/sbin/atd", "atd"), App::Forking(Forker::Atd));
+    for forker in [Forker::Su, Forker::Runuser] {
+        let p = placed(login(&host, &request("alice", App::Forking(forker), me())));
+        assert_eq!(p.user.name, "alice");
+    }
+    let p = placed(login(&host, &request("alice", App::Cron, me())));
+    assert_eq!(p.policy, "students");
+    // cron's job process reaches the module only through the auth line.
+    let mut no_auth = request("alice", App::Cron, me());
+    no_auth.auth_line_seen = false;
+    let e = refused_error(login(&host, &no_auth));
+    assert!(
+        e.contains("'auth optional pam_nsjail.so' is missing"),
+        "{e}"
+    );
+    // su and runuser need no auth line: open_session itself forks.
+    let mut su = request("alice", App::Forking(Forker::Su), me());
+    su.auth_line_seen = false;
+    placed(login(&host, &su));
+    let created = host.created();
+    let e = refused_error(login(
+        &host,
+        &request("alice", App::Forking(Forker::Login), me()),
+    ));
+    assert!(
+        e.starts_with("login cannot run a session inside a namespace set"),
+        "{e}"
+    );
+    assert!(
+        e.contains("initgroups") && e.contains("can't reopen tty"),
+        "{e}"
+    );
+    let e = refused_error(login(
+        &host,
+        &request("alice", App::Forking(Forker::Atd), me()),
+    ));
+    assert!(
+        e.starts_with("atd cannot run a job inside a namespace set"),
+        "{e}"
+    );
+    // A threaded opener cannot be forked into the set: refused before
+    // anything is created.
+    host.threads.set(3);
+    let e = refused_error(login(
+        &host,
+        &request("alice", App::Forking(Forker::Su), me()),
+    ));
+    assert!(e.contains("has 3 threads"), "{e}");
+    assert_eq!(host.created(), created, "refusals create nothing");
+    // Exempt users are never refused, whatever the program.
+    for forker in [Forker::Login, Forker::Atd, Forker::Su] {
+        assert!(matches!(
+            login(&host, &request("carol", App::Forking(forker), me())),
+            Outcome::Exempt { .. }
+        ));
+    }
 }

@@ -282,3 +282,45 @@ fn enum_spellings_round_trip() {
     assert_eq!(OnLogout::Linger.as_str(), "linger");
     assert_eq!(OnLogout::choices(), "\"kill\", \"linger\"");
 }
+
+#[test]
+fn an_unnamed_gid_makes_a_default_exemption_undecidable() {
+    // A directory offline, the user's groups never cached: NSS gives her
+    // passwd entry's gid and no name for it.
+    let mut frank = user("frank", 1010, &[("frank", 1010, true)]);
+    frank.groups[0].name = None;
+    let c = cfg(EXAMPLE);
+    let d = c.decide(&frank, "sshd");
+    assert_eq!(d.policy, "defaults");
+    assert_eq!(
+        c.unknown_group_could_isolate(&frank, "sshd", &d).as_deref(),
+        Some("students")
+    );
+    // Every gid named: decided.
+    let zed = user("zed", 1009, &[("zed", 1009, true)]);
+    let d = c.decide(&zed, "sshd");
+    assert_eq!(c.unknown_group_could_isolate(&zed, "sshd", &d), None);
+    // An explicit users entry does not depend on groups.
+    let mut guest = user("guest", 1011, &[("guest", 1011, true)]);
+    guest.groups[0].name = None;
+    let d = c.decide(&guest, "sshd");
+    assert_eq!(d.policy, "guests");
+    assert_eq!(c.unknown_group_could_isolate(&guest, "sshd", &d), None);
+    // Exempt by a named group listed before any isolating policy: the
+    // unnamed gid cannot change that first match.
+    let mut ann = user("ann", 1012, &[("ann", 1012, true), ("admins", 50, false)]);
+    ann.groups[0].name = None;
+    let d = c.decide(&ann, "sshd");
+    assert_eq!(d.policy, "admins");
+    assert_eq!(c.unknown_group_could_isolate(&ann, "sshd", &d), None);
+    // Isolated anyway: nothing to doubt.
+    let mut bob = user(
+        "bob",
+        1003,
+        &[("bob", 1003, true), ("students", 1001, false)],
+    );
+    bob.groups[0].name = None;
+    let d = c.decide(&bob, "sshd");
+    assert!(d.settings.is_some());
+    assert_eq!(c.unknown_group_could_isolate(&bob, "sshd", &d), None);
+}
