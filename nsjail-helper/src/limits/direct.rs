@@ -186,7 +186,7 @@ pub fn place_set(root: &Path, uid: u32, pid: u32, limits: &Limits) -> Result<Str
         write_file(&file, &value)?;
     }
     // No controller is enabled below the user's cgroup: a memory cgroup
-    // per set would triple a set's kernel memory (measured: 406 kB
+    // per set would nearly quadruple a set's kernel memory (measured: 406 kB
     // against 104 kB), and the limits are the user's anyway.
     // 3. The set's leaf, new (our pid may be that of an earlier H0 whose
     //    set still lives, or whose empty cgroup awaits its sweep), and

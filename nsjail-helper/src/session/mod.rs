@@ -527,7 +527,7 @@ fn limits_cgroup(
 /// the count in the registry. Called under the user's lock whenever a
 /// login opens, closes or stops a set: the module runs no thread that
 /// could watch. (The kills are counted per user, not per set: a memory
-/// cgroup per set would triple a set's kernel memory.)
+/// cgroup per set would nearly quadruple a set's kernel memory.)
 fn log_oom_kills(reg: &Registry, rec: &SetRecord) {
     use std::os::unix::fs::MetadataExt;
     let Some(user_cgroup) = rec
