@@ -39,6 +39,7 @@ pub fn live_sets(reg: &Registry) -> Vec<LiveSet> {
                     .is_some_and(|r| reg.attach(&r).is_none())
                 {
                     let _ = reg.remove(&rec.key);
+                    crate::session::sweep_cgroups(rec.uid, rec.limits_cgroup.as_slice());
                 }
             }
             continue;

@@ -112,16 +112,17 @@ impl Program {
 /// shell-style status. Only the child joins: this process stays in the
 /// host namespaces (to close the session afterwards) and relays the
 /// child's terminal (`relay.rs`). `h0`, the process that built a new set,
-/// is reaped as soon as the command has started. With `limited_holder`
-/// (the holder's pid, when the policy sets resource limits), the child is
-/// first moved under the user's limits, as sshd's session child is.
+/// is reaped as soon as the command has started. The child is first moved
+/// under the user's limits, as sshd's session child is: `limits` names
+/// the holder's pid and whether the set must be under them (the policy
+/// sets limits) or only is if it is (`enter`).
 pub fn run_in_set(
     pidfd: BorrowedFd<'_>,
     join_flags: libc::c_int,
     who: &Identity,
     prog: &Program,
     h0: nsset::H0,
-    limited_holder: Option<i32>,
+    limits: (i32, bool),
 ) -> io::Result<i32> {
     // Our next child enters the pid namespace; we do not. Later children
     // (the tools a private network's teardown runs) must not: once the
@@ -129,15 +130,15 @@ pub fn run_in_set(
     let own = std::fs::File::open("/proc/self/ns/pid")?;
     setns(pidfd, CloneFlags::CLONE_NEWPID)?;
     start(prog, h0, Some(own), || {
-        if let Some(holder) = limited_holder {
-            crate::limits::systemd::enter_limits(
-                std::path::Path::new("/proc/self/exe"),
-                holder,
-                pidfd,
-                who.uid,
-            )
-            .map_err(|e| format!("{e}"))?;
-        }
+        let (holder, required) = limits;
+        crate::limits::enter_limits(
+            std::path::Path::new("/proc/self/exe"),
+            holder,
+            pidfd,
+            who.uid,
+            required,
+        )
+        .map_err(|e| format!("{e}"))?;
         nsset::join_and_drop(pidfd, join_flags, who).map_err(|e| format!("join namespace set: {e}"))
     })
 }

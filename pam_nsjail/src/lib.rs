@@ -250,7 +250,7 @@ fn child_join(pamh: &PamHandle, data: &SessionData, debug: bool) -> PamResultCod
 fn enter_limits(data: &SessionData, pidfd: BorrowedFd<'_>) -> Result<(), SetError> {
     match &data.limits_helper {
         Some(helper) => {
-            nsjail::limits::systemd::enter_limits(helper, data.holder_pid, pidfd, data.identity.uid)
+            nsjail::limits::enter_limits(helper, data.holder_pid, pidfd, data.identity.uid, true)
         }
         None => Ok(()),
     }

@@ -13,6 +13,10 @@
 #   vm_stop           powers the VM off, SIGKILL to QEMU (by its pid) if that
 #                     hangs, and removes the per-boot overlay
 #
+# VM_INIT=PATH (a script in the shared DIR, relative to it) boots the same
+# image without systemd: the kernel's init is a shell that mounts the share
+# and runs PATH as pid 1 (tests/vm/nosystemd-init.sh).
+#
 # Recipe (measured here, DESIGN §2d): debootstrap trixie (minbase + systemd,
 # Debian's kernel, openssh-server, libpam-systemd, dbus), an initrd with only
 # virtio_pci/virtio_blk/virtio_net/ext4 (initramfs-tools MODULES=list),
@@ -33,6 +37,7 @@ VM_PACKAGES=(
 VM_RECIPE=1
 VM_PORT=${VM_PORT:-2822}
 VM_MEM=${VM_MEM:-1024}
+VM_INIT=${VM_INIT:-}
 VM_PID=
 VM_DIR=
 VM_IMAGE=
@@ -152,6 +157,13 @@ vm_finish() {
 # vm_start SHARE_DIR: boots; returns when sshd answers (or fails after 120 s).
 vm_start() {
     local share=$1 img start
+    local append="root=/dev/vda rw console=ttyS0 quiet systemd.show_status=0 panic=-1 net.ifnames=0"
+    if [ -n "$VM_INIT" ]; then
+        # The kernel hands the words after "--" to init (Debian's initramfs
+        # passes them on): a shell that loads 9p, mounts the share and
+        # becomes VM_INIT. fstab is systemd's to mount; nothing else is.
+        append="$append init=/bin/sh -- -c \"modprobe 9pnet_virtio; modprobe 9p; mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,ro host0 /mnt/host; exec /bin/sh /mnt/host/$VM_INIT\""
+    fi
     img=$(vm_image) || return 1
     VM_IMAGE=$img
     VM_DIR=$(mktemp -d /var/tmp/nsjail-test.vm.XXXXXX)
@@ -161,7 +173,7 @@ vm_start() {
     qemu-system-x86_64 -machine q35,accel=tcg -cpu max -smp 2 -m "$VM_MEM" \
         -display none -no-reboot -serial "file:$VM_DIR/console.log" -monitor none \
         -kernel "$img/vmlinux" -initrd "$img/initrd.img" \
-        -append "root=/dev/vda rw console=ttyS0 quiet systemd.show_status=0 panic=-1 net.ifnames=0" \
+        -append "$append" \
         -drive "file=$VM_DIR/overlay.qcow2,if=virtio,format=qcow2,cache=unsafe" \
         -nic "user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:$VM_PORT-:22" \
         -virtfs "local,path=$share,mount_tag=host0,security_model=none,readonly=on" \
@@ -197,7 +209,13 @@ vm_ssh() {
 
 vm_stop() {
     if [ -n "$VM_PID" ] && kill -0 "$VM_PID" 2>/dev/null; then
-        vm_ssh systemctl poweroff >/dev/null 2>&1
+        if [ -n "$VM_INIT" ]; then
+            # No init system to shut down: power off now (the overlay is
+            # thrown away anyway).
+            vm_ssh 'echo o >/proc/sysrq-trigger' >/dev/null 2>&1
+        else
+            vm_ssh systemctl poweroff >/dev/null 2>&1
+        fi
         for _ in $(seq 30); do
             kill -0 "$VM_PID" 2>/dev/null || break
             sleep 1

@@ -32,29 +32,6 @@ uid_bob=$(vm_ssh id -u bob)
 slice_of() { echo "/sys/fs/cgroup/user.slice/user-$1.slice/user-$1-nsjail.slice"; }
 SLICE_A=$(slice_of "$uid_alice")
 SLICE_B=$(slice_of "$uid_bob")
-# hold USER MARK [JOB]: a login held open in the background (a pty, as an
-# interactive user), starting JOB (ending in "&") then `sleep MARK`;
-# release MARK ends it.
-hold() {
-    setsid ssh -tt -i "$VM_DIR/key" -p "$VM_PORT" -o BatchMode=yes -o StrictHostKeyChecking=no \
-        -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR "$1@127.0.0.1" "${3:+$3 }exec sleep $2" \
-        </dev/null >/dev/null 2>&1 &
-    HELD[$2]=$!
-    for _ in $(seq 60); do
-        vm_ssh "pgrep -u $1 -fx 'sleep $2'" >/dev/null && return 0
-        sleep 0.5
-    done
-    return 1
-}
-declare -A HELD
-release() { kill "${HELD[$1]}" 2>/dev/null; }
-vm_wait() { # vm_wait CMD: retries a VM-side shell condition for 30 s
-    for _ in $(seq 60); do
-        vm_ssh "$1" >/dev/null 2>&1 && return 0
-        sleep 0.5
-    done
-    return 1
-}
 set_gone() { vm_wait "[ ! -d $(slice_of "$1") ] && ! systemctl list-units --no-legend 'nsjail-$1-*' | grep -q . && ! pgrep -u $1"; }
 
 # 1. Where a login's processes sit: sshd's monitor in logind's session
@@ -95,6 +72,8 @@ check_eq "bob can still use 40 MiB" ok "$(vm_ssh -u bob 'python3 -c "b = b\"x\" 
 check "bob's slice saw no OOM kill" vm_ssh "grep -qx 'oom_kill 0' $SLICE_B/memory.events"
 oomline=$(vm_ssh "journalctl -q --no-pager -o cat | grep -E 'OOM killer|out of memory' | tail -3")
 printf '%s\n' "$oomline" | sed 's/^/# log: /'
+check "pam_nsjail logs the OOM kill with alice's name, her set and oom_kill (at the hog's logout)" \
+    vm_wait "journalctl -q --no-pager -t nsjail-helper -o cat | grep -q 'user=alice set=u$uid_alice action=oom_kill oom_kill=[0-9]'"
 
 # 3. Limits hold across logins: 40 MiB in one login, 40 MiB more in a
 #    second, 64 MiB for both.
@@ -184,7 +163,12 @@ check "the two hogs shared one CPU (together at most 1.3 CPU-seconds a second)" 
 release 1001
 release 1003
 vm_ssh "pkill -u alice -f 'time.sleep'" # the background job of login 3 and the bomb's sleepers
-check "alice's set, scope and slice are gone after her last logout" set_gone "$uid_alice"
+if set_gone "$uid_alice"; then
+    ok "alice's set, scope and slice are gone after her last logout"
+else
+    not_ok "alice's set, scope and slice are gone after her last logout"
+    vm_ssh "systemctl list-units --no-legend 'nsjail-*' 'user*'; loginctl list-sessions --no-legend; pgrep -u $uid_alice -a; ls $SLICE_A" 2>&1 | sed 's/^/# left: /'
+fi
 
 # 8. tmpfs pages count against memory_max. alice writes 128 MiB into her
 #    private /tmp (256M): the memory limit stops it at 64 MiB, not the

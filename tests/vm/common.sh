@@ -14,6 +14,9 @@ vm_boot_with_build() {
     install -m755 "$REPO/target/release/nsjail-helper" "$VM_SHARE/nsjail-helper"
     install -m644 "$REPO/target/release/libpam_nsjail.so" "$VM_SHARE/pam_nsjail.so"
     install -m644 "$REPO/config/pam.d/nsjail" "$VM_SHARE/nsjail"
+    # For a boot without systemd (VM_INIT): its init and a syslog.
+    install -m755 "$REPO/tests/vm/nosystemd-init.sh" "$VM_SHARE/nosystemd-init.sh"
+    install -m644 "$REPO/tests/lib/syslog_listener.py" "$VM_SHARE/syslog_listener.py"
     printf '%s\n' "$1" >"$VM_SHARE/policy.toml"
     vm_start "$VM_SHARE" || return 1
     vm_ssh 'set -e
@@ -41,4 +44,30 @@ vm_teardown() {
 # set_policy_vm TEXT: replaces the VM's policy.
 set_policy_vm() {
     printf '%s\n' "$1" | vm_ssh 'cat >/etc/security/pam_nsjail.toml && nsjail-helper check'
+}
+
+# hold USER MARK [JOB]: a login held open in the background (a pty, as an
+# interactive user), starting JOB (ending in "&") then `sleep MARK`;
+# release MARK ends it.
+declare -A HELD
+hold() {
+    setsid ssh -tt -i "$VM_DIR/key" -p "$VM_PORT" -o BatchMode=yes -o StrictHostKeyChecking=no \
+        -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR "$1@127.0.0.1" "${3:+$3 }exec sleep $2" \
+        </dev/null >/dev/null 2>&1 &
+    HELD[$2]=$!
+    for _ in $(seq 60); do
+        vm_ssh "pgrep -u $1 -fx 'sleep $2'" >/dev/null && return 0
+        sleep 0.5
+    done
+    return 1
+}
+release() { kill "${HELD[$1]}" 2>/dev/null; }
+
+# vm_wait CMD: retries a VM-side shell condition for 30 s.
+vm_wait() {
+    for _ in $(seq 60); do
+        vm_ssh "$1" >/dev/null 2>&1 && return 0
+        sleep 0.5
+    done
+    return 1
 }

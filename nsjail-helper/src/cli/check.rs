@@ -30,7 +30,11 @@ pub fn main(args: &[String]) -> CliResult {
     for warning in warnings(&config, &path, Path::new("/etc")) {
         eprintln!("nsjail-helper: {warning}");
     }
-    if let Some(note) = cgroup_note(&config, crate::nsset::cgroup_namespace_hides()) {
+    if let Some(note) = cgroup_note(
+        &config,
+        crate::nsset::cgroup_namespace_hides(),
+        crate::nsset::cgroup2_unified(),
+    ) {
         eprintln!("nsjail-helper: note: {note}");
     }
     println!(
@@ -44,13 +48,18 @@ pub fn main(args: &[String]) -> CliResult {
 /// What the cgroup namespace does on this host, where that is not what
 /// the policy may lead an admin to expect: on a host without systemd or
 /// without the unified cgroup v2 hierarchy it hides nothing, so the
-/// default leaves it out and an explicit "cgroup" buys no privacy.
-fn cgroup_note(config: &Config, hides: bool) -> Option<String> {
+/// default leaves it out and an explicit "cgroup" buys no privacy. Sets
+/// under resource limits on a unified host (`unified`) have a cgroup of
+/// their own with or without systemd, so theirs hides.
+fn cgroup_note(config: &Config, hides: bool, unified: bool) -> Option<String> {
     use crate::policy::Namespace;
     if hides {
         return None;
     }
-    let isolating = config.policies().iter().filter(|p| p.isolate);
+    let isolating = config
+        .policies()
+        .iter()
+        .filter(|p| p.isolate && (!unified || p.settings.limits.is_empty()));
     let (mut explicit, mut default) = (Vec::new(), Vec::new());
     for p in isolating {
         if p.settings.namespaces.contains(&Namespace::Cgroup) {
@@ -125,12 +134,20 @@ pub fn warnings(config: &Config, path: &Path, etc: &Path) -> Vec<String> {
             out.push(format!("{}: warning: {name}: {e}", path.display()));
         }
         if let Some(ram) = ram {
-            worst_case.add(&decision.policy, &settings, ram);
+            // memory_max bounds them only where the host enforces it.
+            let enforced =
+                crate::limits::support(&settings.limits, Path::new(crate::paths::CGROUP)).is_ok();
+            worst_case.add(&decision.policy, &settings, ram, enforced);
         }
         sets.add(&decision.policy, &settings);
     }
-    if let Some(warning) = ram.and_then(|ram| worst_case.warning(ram)) {
-        out.push(format!("{}: warning: {warning}", path.display()));
+    if let Some(ram) = ram {
+        out.extend(
+            worst_case
+                .lines(ram)
+                .into_iter()
+                .map(|l| format!("{}: {l}", path.display())),
+        );
     }
     out.extend(
         sets.lines(&kernel_limits(Path::new(crate::paths::PROC)))
@@ -145,7 +162,6 @@ pub fn warnings(config: &Config, path: &Path, etc: &Path) -> Vec<String> {
 /// Isolating policies whose limits this host cannot enforce: their logins
 /// are refused (or, with on_error=allow, let in without the limits).
 fn limits_lines(config: &Config, path: &Path) -> Vec<String> {
-    let systemd = crate::nsset::systemd_booted();
     let mut out = Vec::new();
     let defaults = config
         .defaults_isolate()
@@ -156,8 +172,7 @@ fn limits_lines(config: &Config, path: &Path) -> Vec<String> {
         .filter(|p| p.isolate)
         .map(|p| (format!("policy '{}'", p.name), &p.settings));
     for (what, settings) in defaults.into_iter().chain(entries) {
-        if let Err(why) =
-            crate::limits::support(&settings.limits, systemd, Path::new("/sys/fs/cgroup"))
+        if let Err(why) = crate::limits::support(&settings.limits, Path::new(crate::paths::CGROUP))
         {
             out.push(format!(
                 "{}: warning: {what}: {why}; its logins are refused (or, with on_error=allow, let in without limits)",
@@ -199,17 +214,31 @@ fn network_lines(config: &Config, path: &Path) -> Vec<String> {
 
 /// What the private tmpfs and SysV shared memory of every isolated user
 /// could hold at once, if each filled theirs in as many sets as they may
-/// have (one with share = "user", max_sets with share = "session").
+/// have (one with share = "user", max_sets with share = "session"). A
+/// user's tmpfs and shm pages are charged to her memory cgroup, so where
+/// her policy's `memory_max` is enforced it bounds all of them together,
+/// however many sets she has.
 #[derive(Default)]
 struct TmpfsSum {
     bytes: u128,
-    /// (policy, users, sets per user, mounts per set, tmpfs size, shm size)
-    /// for the message.
-    parts: Vec<(String, usize, u32, usize, String, String)>,
+    parts: Vec<TmpfsPart>,
+}
+
+/// One policy's share of `TmpfsSum`, for the message.
+struct TmpfsPart {
+    policy: String,
+    users: usize,
+    sets: u32,
+    mounts: usize,
+    size: String,
+    shm: String,
+    /// The enforced `memory_max` that bounds a user's total, if it is
+    /// below what her sets could hold.
+    bounded_by: Option<u64>,
 }
 
 impl TmpfsSum {
-    fn add(&mut self, policy: &str, settings: &crate::policy::Settings, ram: u64) {
+    fn add(&mut self, policy: &str, settings: &crate::policy::Settings, ram: u64, enforced: bool) {
         let size = settings
             .tmp_size
             .clone()
@@ -219,35 +248,71 @@ impl TmpfsSum {
         let sets = settings.sets_per_user();
         let one_set = u128::from(tmpfs_bytes(&size, ram)) * mounts as u128
             + u128::from(tmpfs_bytes(&shm, ram));
-        self.bytes += one_set * u128::from(sets);
-        match self.parts.iter_mut().find(|p| p.0 == policy) {
-            Some(part) => part.1 += 1,
-            None => self
-                .parts
-                .push((policy.to_owned(), 1, sets, mounts, size, shm)),
+        let all_sets = one_set * u128::from(sets);
+        let bounded_by = settings
+            .limits
+            .memory_max
+            .filter(|max| enforced && u128::from(*max) < all_sets);
+        self.bytes += bounded_by.map_or(all_sets, u128::from);
+        match self.parts.iter_mut().find(|p| p.policy == policy) {
+            Some(part) => part.users += 1,
+            None => self.parts.push(TmpfsPart {
+                policy: policy.to_owned(),
+                users: 1,
+                sets,
+                mounts,
+                size,
+                shm,
+                bounded_by,
+            }),
         }
     }
 
-    fn warning(&self, ram: u64) -> Option<String> {
-        if self.bytes <= u128::from(ram) {
-            return None;
-        }
+    /// A warning if the total is beyond RAM; otherwise a note where
+    /// memory_max is what keeps it within.
+    fn lines(&self, ram: u64) -> Vec<String> {
         let parts: Vec<String> = self
             .parts
             .iter()
-            .map(|(p, users, sets, mounts, size, shm)| {
-                format!(
-                    "policy '{p}': {users} users x {sets} {} x ({mounts} tmpfs x {size} + SysV shm {shm})",
-                    if *sets == 1 { "set" } else { "sets" }
-                )
+            .map(|p| {
+                let mut s = format!(
+                    "policy '{}': {} users x {} {} x ({} tmpfs x {} + SysV shm {})",
+                    p.policy,
+                    p.users,
+                    p.sets,
+                    if p.sets == 1 { "set" } else { "sets" },
+                    p.mounts,
+                    p.size,
+                    p.shm
+                );
+                if let Some(max) = p.bounded_by {
+                    s.push_str(&format!(
+                        ", but at most memory_max = {} per user",
+                        crate::limits::show_bytes(max)
+                    ));
+                }
+                s
             })
             .collect();
-        Some(format!(
-            "if every isolated user filled their private temp dirs and SysV shared memory in every set they may have at once, they could take {} MiB, more than this host's {} MiB of RAM ({}); tmpfs and shm pages live in RAM or swap: lower tmp_size, ipc_shm_max or max_sets, or limit memory per user (for example MemoryMax= on user-.slice)",
-            self.bytes >> 20,
-            ram >> 20,
-            parts.join("; ")
-        ))
+        let bounded = self.parts.iter().any(|p| p.bounded_by.is_some());
+        let why = "tmpfs and SysV shm pages are charged to the memory cgroup of the user who writes them, so an enforced memory_max bounds all of a user's sets together";
+        if self.bytes > u128::from(ram) {
+            return vec![format!(
+                "warning: if every isolated user filled their private temp dirs and SysV shared memory in every set they may have at once, they could take {} MiB, more than this host's {} MiB of RAM ({}); tmpfs and shm pages live in RAM or swap: lower tmp_size, ipc_shm_max or max_sets, or set memory_max ({why})",
+                self.bytes >> 20,
+                ram >> 20,
+                parts.join("; ")
+            )];
+        }
+        if bounded {
+            return vec![format!(
+                "note: every isolated user's private temp dirs and SysV shared memory, in every set they may have, take at most {} MiB of this host's {} MiB of RAM ({}): {why}",
+                self.bytes >> 20,
+                ram >> 20,
+                parts.join("; ")
+            )];
+        }
+        Vec::new()
     }
 }
 
@@ -386,11 +451,11 @@ mod tests {
         )
         .expect("valid");
         assert_eq!(
-            cgroup_note(&config, true),
+            cgroup_note(&config, true, true),
             None,
             "a systemd v2 host: nothing to say"
         );
-        let note = cgroup_note(&config, false).expect("a note");
+        let note = cgroup_note(&config, false, false).expect("a note");
         assert!(
             note.contains("a cgroup namespace hides nothing here"),
             "{note}"
@@ -401,6 +466,19 @@ mod tests {
             "{note}"
         );
         assert!(!note.contains(" c "), "{note}");
+        // Without systemd on a unified v2 host, a policy with limits gets
+        // a cgroup of its own per set (limits/direct.rs): its namespace
+        // hides the rest; the others' does not.
+        let limited = crate::policy::parse(
+            Path::new("/p.toml"),
+            "[[policy]]\nname = \"a\"\ngroups = [\"g\"]\nmemory_max = \"1G\"\n\n[[policy]]\nname = \"b\"\ngroups = [\"h\"]\n",
+        )
+        .expect("valid");
+        let note = cgroup_note(&limited, false, true).expect("a note");
+        assert!(note.contains("policies b get none"), "{note}");
+        assert!(!note.contains(" a,"), "{note}");
+        let note = cgroup_note(&limited, false, false).expect("a note");
+        assert!(note.contains("policies a, b get none"), "{note}");
     }
 
     #[test]
@@ -412,6 +490,13 @@ mod tests {
         assert_eq!(tmpfs_bytes("4096", gib), 4096);
     }
 
+    /// The one line `TmpfsSum::lines` gives, or None.
+    fn tmpfs_line(sum: &TmpfsSum, ram: u64) -> Option<String> {
+        let mut lines = sum.lines(ram);
+        assert!(lines.len() <= 1, "{lines:?}");
+        lines.pop()
+    }
+
     #[test]
     fn the_worst_case_warns_only_beyond_ram() {
         let gib = 1u64 << 30;
@@ -419,15 +504,17 @@ mod tests {
         let settings = Settings::default();
         let mut sum = TmpfsSum::default();
         for _ in 0..2 {
-            sum.add("students", &settings, 10 * gib);
+            sum.add("students", &settings, 10 * gib, true);
         }
-        assert_eq!(sum.warning(10 * gib), None, "2 users x (3 + 1) x 10% = 80%");
-        sum.add("students", &settings, 10 * gib);
-        let w = sum
-            .warning(10 * gib)
-            .expect("3 users x (3 + 1) x 10% = 120%");
+        assert_eq!(
+            tmpfs_line(&sum, 10 * gib),
+            None,
+            "2 users x (3 + 1) x 10% = 80%"
+        );
+        sum.add("students", &settings, 10 * gib, true);
+        let w = tmpfs_line(&sum, 10 * gib).expect("3 users x (3 + 1) x 10% = 120%");
         assert!(
-            w.contains("12288 MiB, more than this host's 10240 MiB"),
+            w.starts_with("warning:") && w.contains("12288 MiB, more than this host's 10240 MiB"),
             "{w}"
         );
         assert!(
@@ -449,13 +536,74 @@ mod tests {
             ..Settings::default()
         };
         let mut sum = TmpfsSum::default();
-        sum.add("s", &settings, 10 * gib);
-        assert_eq!(sum.warning(10 * gib), None, "1 user x 2 sets x 30%");
-        sum.add("s", &settings, 10 * gib);
-        let w = sum
-            .warning(10 * gib)
-            .expect("2 users x 2 sets x 30% = 120%");
+        sum.add("s", &settings, 10 * gib, true);
+        assert_eq!(tmpfs_line(&sum, 10 * gib), None, "1 user x 2 sets x 30%");
+        sum.add("s", &settings, 10 * gib, true);
+        let w = tmpfs_line(&sum, 10 * gib).expect("2 users x 2 sets x 30% = 120%");
         assert!(w.contains("policy 's': 2 users x 2 sets x (3 tmpfs"), "{w}");
+    }
+
+    #[test]
+    fn an_enforced_memory_max_bounds_each_users_tmpfs_over_all_her_sets() {
+        // share = "session", 4 sets of 3 tmpfs x 10% + shm 10%: 160% of
+        // RAM per user unbounded; memory_max = 1G bounds her to 1 GiB.
+        let gib = 1u64 << 30;
+        let settings = Settings {
+            share: crate::policy::Share::Session,
+            bounds: crate::policy::Bounds {
+                max_sets: 4,
+                ..crate::policy::Bounds::default()
+            },
+            limits: crate::limits::Limits {
+                memory_max: Some(gib),
+                ..Default::default()
+            },
+            ..Settings::default()
+        };
+        let mut sum = TmpfsSum::default();
+        for _ in 0..3 {
+            sum.add("s", &settings, 10 * gib, true);
+        }
+        let n = tmpfs_line(&sum, 10 * gib).expect("a note");
+        assert!(
+            n.starts_with("note:") && n.contains("at most 3072 MiB of this host's 10240 MiB"),
+            "{n}"
+        );
+        assert!(
+            n.contains("3 users x 4 sets x (3 tmpfs x 10% + SysV shm 10%), but at most memory_max = 1G per user"),
+            "{n}"
+        );
+        assert!(
+            n.contains("charged to the memory cgroup of the user"),
+            "{n}"
+        );
+        // Ten users: 10 GiB is not beyond 10 GiB of RAM; eleven are.
+        for _ in 0..7 {
+            sum.add("s", &settings, 10 * gib, true);
+        }
+        assert!(tmpfs_line(&sum, 10 * gib).unwrap().starts_with("note:"));
+        sum.add("s", &settings, 10 * gib, true);
+        let w = tmpfs_line(&sum, 10 * gib).expect("a warning");
+        assert!(w.starts_with("warning:") && w.contains("11264 MiB"), "{w}");
+        // Where the host cannot enforce memory_max, it bounds nothing.
+        let mut unenforced = TmpfsSum::default();
+        unenforced.add("s", &settings, 10 * gib, false);
+        let w = tmpfs_line(&unenforced, 10 * gib).expect("160% of RAM");
+        assert!(
+            w.starts_with("warning:") && !w.contains("at most memory_max"),
+            "{w}"
+        );
+        // A memory_max above what her sets can hold changes nothing.
+        let roomy = Settings {
+            limits: crate::limits::Limits {
+                memory_max: Some(100 * gib),
+                ..Default::default()
+            },
+            ..settings
+        };
+        let mut sum = TmpfsSum::default();
+        sum.add("s", &roomy, 10 * gib, true);
+        assert!(!tmpfs_line(&sum, 10 * gib).unwrap().contains("memory_max ="));
     }
 
     #[test]

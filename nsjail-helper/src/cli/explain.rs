@@ -146,14 +146,10 @@ fn print_limits(settings: &crate::policy::Settings, user: &crate::user::UserInfo
         "limits:      {limits} (for all of {}'s isolated processes together, every set and login)",
         user.name
     );
-    match crate::limits::support(
-        limits,
-        crate::nsset::systemd_booted(),
-        Path::new("/sys/fs/cgroup"),
-    ) {
+    match crate::limits::support(limits, Path::new(paths::CGROUP)) {
         Ok(()) => println!(
-            "  enforced by systemd: {} (sets' scopes inside, with Delegate=yes)",
-            crate::limits::systemd::slice_name(user.uid)
+            "  enforced {}",
+            crate::limits::mechanism(crate::nsset::systemd_booted(), user.uid)
         ),
         Err(why) => println!(
             "  NOT enforceable on this host: {why}; logins are refused (on_error=deny) or let in without limits (on_error=allow)"

@@ -73,7 +73,7 @@ pub fn main(args: &[String]) -> CliResult {
                         &who,
                         &prog,
                         h0,
-                        opened.limited.then_some(opened.holder.id.pid),
+                        (opened.holder.id.pid, opened.limited),
                     )
                 })
                 .map_err(|e| fail(format!("run {name}"), e));

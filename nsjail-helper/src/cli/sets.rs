@@ -32,8 +32,10 @@ usage: nsjail-helper enter USER [-- CMD...]
 As root, run CMD (default: USER's login shell) inside USER's live namespace
 set, to inspect what the user sees, without opening a session or creating
 a set. CMD runs as USER, not as root: a set's namespaces belong to its user,
-so a root process inside them would be within that user's reach. It gets a
-terminal of its own (when stdin is one) and no other fd of the caller's.";
+so a root process inside them would be within that user's reach; for the
+same reason it runs in the set's cgroup, under the user's resource limits
+if the set has any. It gets a terminal of its own (when stdin is one) and
+no other fd of the caller's.";
 
 const STOP_HELP: &str = "\
 usage: nsjail-helper stop USER
@@ -191,8 +193,10 @@ pub fn enter_main(args: &[String]) -> CliResult {
         &who,
         &prog,
         H0::default(),
-        // An admin inspecting a set is not held to the user's limits.
-        None,
+        // What runs in the set runs as the user: under her limits, if
+        // the set is (and in its cgroup, which its cgroup namespace
+        // shows as "/").
+        (holder.id.pid, false),
     )
     .map_err(|e| fail(format!("enter {name}"), e))
 }

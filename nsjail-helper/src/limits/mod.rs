@@ -25,18 +25,27 @@
 //! tmpfs and SysV shm pages are charged to the cgroup of the process that
 //! first touches them: the user's, now.
 //!
+//! On a host without systemd (`direct.rs`), pam_nsjail manages a cgroup
+//! v2 subtree of its own, `/sys/fs/cgroup/pam_nsjail`: the limits on a
+//! cgroup per user, each set in a leaf below it, every joining process
+//! moved into its set's leaf before it enters the set.
+//!
 //! Hosts where no cgroup v2 hierarchy offers the controllers a policy needs
-//! (a v1/hybrid host binds them to v1), and hosts without systemd (not
-//! implemented: see `support`), cannot enforce limits: a login whose policy
-//! has limits is refused there, or with `on_error=allow` let in without
-//! them and a LOG_ERR line saying so — never silently unlimited.
+//! (a v1/hybrid host binds them to v1) cannot enforce limits: a login whose
+//! policy has limits is refused there, or with `on_error=allow` let in
+//! without them and a LOG_ERR line saying so — never silently unlimited.
 #![forbid(unsafe_code)]
 
+pub mod direct;
 pub mod systemd;
 pub mod usage;
 
 use std::fmt;
+use std::fs;
+use std::os::fd::BorrowedFd;
 use std::path::Path;
+
+use crate::nsset::SetError;
 
 /// The limits a policy sets; `None` is "no limit" (systemd's `infinity`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -301,9 +310,11 @@ pub fn weight_ok(n: u64) -> Result<(), String> {
     }
 }
 
-/// Why this host cannot enforce `limits`, if it cannot. `cgroup_root` is
-/// normally `/sys/fs/cgroup`; `systemd` whether systemd is PID 1.
-pub fn support(limits: &Limits, systemd: bool, cgroup_root: &Path) -> Result<(), String> {
+/// Why this host cannot enforce `limits`, if it cannot: it needs a cgroup
+/// v2 hierarchy at `cgroup_root` (normally `/sys/fs/cgroup`) offering the
+/// controllers they need, managed by systemd or, without it, by
+/// pam_nsjail (`mechanism`).
+pub fn support(limits: &Limits, cgroup_root: &Path) -> Result<(), String> {
     if limits.is_empty() {
         return Ok(());
     }
@@ -340,12 +351,65 @@ pub fn support(limits: &Limits, systemd: bool, cgroup_root: &Path) -> Result<(),
             cgroup_root.display()
         ));
     }
-    if !systemd {
-        return Err(format!(
-            "resource limits ({limits}) cannot be enforced: this host does not run systemd, and pam_nsjail applies limits only through systemd (direct cgroup v2 management is not implemented)"
-        ));
-    }
     Ok(())
+}
+
+/// How `support`ed limits are enforced for `uid` on this host, for
+/// `explain` and `check`.
+pub fn mechanism(systemd: bool, uid: u32) -> String {
+    if systemd {
+        format!(
+            "by systemd: {} (the sets' scopes inside, with Delegate=yes)",
+            systemd::slice_name(uid)
+        )
+    } else {
+        format!(
+            "by pam_nsjail on the cgroup v2 hierarchy (no systemd): {}{} (one cgroup per set inside)",
+            crate::paths::CGROUP,
+            direct::user_cgroup(uid)
+        )
+    }
+}
+
+/// The step name of a failed `enter_limits`.
+pub(crate) const ENTER_STEP: &str = "enter the user's resource limits";
+
+/// The joining process' side (sshd's post-auth child, `run`'s and
+/// `enter`'s child), as root in the host namespaces and before anything
+/// of the user's runs: finds the limited cgroup of the set whose holder
+/// is `holder_pid` (behind `holder`, checked alive after the read, so the
+/// pid was the holder's) and moves this process there: into its leaf
+/// (`direct.rs`), or through `helper __attach` into its systemd scope.
+/// With `required` (the policy sets limits), a set outside them is an
+/// error; without (an admin's `enter`), nothing happens then.
+pub fn enter_limits(
+    helper: &Path,
+    holder_pid: i32,
+    holder: BorrowedFd<'_>,
+    uid: u32,
+    required: bool,
+) -> Result<(), SetError> {
+    let cgroup = fs::read_to_string(format!("/proc/{holder_pid}/cgroup"))
+        .map_err(|e| SetError::new(ENTER_STEP, format!("read the holder's cgroup: {e}")))?;
+    crate::sys::pidfd_send_signal(holder, 0)
+        .map_err(|e| SetError::new(ENTER_STEP, format!("the set's holder is gone: {e}")))?;
+    if let Some(set) = direct::set_cgroup_of(&cgroup, uid) {
+        return direct::join(Path::new(crate::paths::CGROUP), &set)
+            .map_err(|e| SetError::new(ENTER_STEP, e));
+    }
+    if let Some(unit) = systemd::limited_scope_of(&cgroup, uid) {
+        return systemd::attach_via_helper(helper, &unit);
+    }
+    if !required {
+        return Ok(());
+    }
+    Err(SetError::new(
+        ENTER_STEP,
+        format!(
+            "the set is not under the user's limits (its holder is in {}): it was created before the policy set limits; end it with 'nsjail-helper stop' so the next login makes a limited one",
+            cgroup.lines().find_map(|l| l.strip_prefix("0::")).unwrap_or("?")
+        ),
+    ))
 }
 
 #[cfg(test)]

@@ -8,7 +8,6 @@ use std::fs;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use std::os::fd::BorrowedFd;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 
@@ -119,50 +118,29 @@ pub fn attach(unit: &str, pid: u32) -> Result<(), String> {
     }
 }
 
-/// The joining process' side (sshd's post-auth child, `run`'s child),
-/// as root in the host namespaces and before anything of the user's
-/// runs: finds the limited scope of the set whose holder is `holder_pid`
-/// (behind `holder`, checked alive after the read, so the pid was the
-/// holder's) and has `helper __attach` move this process there. The
-/// module itself never talks D-Bus (no client code in sshd's process).
-pub fn enter_limits(
-    helper: &Path,
-    holder_pid: i32,
-    holder: BorrowedFd<'_>,
-    uid: u32,
-) -> Result<(), SetError> {
-    const STEP: &str = "enter the user's resource limits";
-    let cgroup = fs::read_to_string(format!("/proc/{holder_pid}/cgroup"))
-        .map_err(|e| SetError::new(STEP, format!("read the holder's cgroup: {e}")))?;
-    crate::sys::pidfd_send_signal(holder, 0)
-        .map_err(|e| SetError::new(STEP, format!("the set's holder is gone: {e}")))?;
-    let unit = limited_scope_of(&cgroup, uid).ok_or_else(|| {
-        SetError::new(
-            STEP,
-            format!(
-                "the set is not under the user's limits (its holder is in {}): it was created before the policy set limits, or without systemd; end it with 'nsjail-helper stop' so the next login makes a limited one",
-                cgroup.lines().find_map(|l| l.strip_prefix("0::")).unwrap_or("?")
-            ),
-        )
-    })?;
+/// Has `helper __attach` move this process into the limited set scope
+/// `unit` (see `super::enter_limits`). The module itself never talks
+/// D-Bus (no client code in sshd's process).
+pub(super) fn attach_via_helper(helper: &Path, unit: &str) -> Result<(), SetError> {
+    let step = super::ENTER_STEP;
     let exe = crate::trust::open_root_executable(helper)
-        .map_err(|e| SetError::new(STEP, format!("check helper {}: {e}", helper.display())))?;
+        .map_err(|e| SetError::new(step, format!("check helper {}: {e}", helper.display())))?;
     let out = Command::new(crate::trust::fd_path(&exe))
         .arg0("nsjail-helper")
-        .args(["__attach", &unit, &host_pid().to_string()])
+        .args(["__attach", unit, &host_pid().to_string()])
         .env_clear()
         .current_dir("/")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .output()
-        .map_err(|e| SetError::new(STEP, format!("exec helper {}: {e}", helper.display())))?;
+        .map_err(|e| SetError::new(step, format!("exec helper {}: {e}", helper.display())))?;
     if out.status.success() {
         return Ok(());
     }
     let why = String::from_utf8_lossy(&out.stderr);
     Err(SetError::new(
-        STEP,
+        step,
         format!("move into {unit}: {}", why.trim().replace('"', "'")),
     ))
 }

@@ -104,7 +104,7 @@ fn hosts_without_usable_controllers_say_why() {
     // A hybrid host: no cgroup.controllers at the root, an empty v2 part.
     std::fs::create_dir_all(dir.join("unified")).unwrap();
     std::fs::write(dir.join("unified/cgroup.controllers"), "\n").unwrap();
-    let e = support(&limits, true, &dir).unwrap_err();
+    let e = support(&limits, &dir).unwrap_err();
     assert!(
         e.contains("no controllers, they are bound to cgroup v1"),
         "{e}"
@@ -112,15 +112,12 @@ fn hosts_without_usable_controllers_say_why() {
     assert!(e.contains("memory_max=1G tasks_max=100"), "{e}");
     // Unified, but without pids.
     std::fs::write(dir.join("cgroup.controllers"), "cpu io memory\n").unwrap();
-    let e = support(&limits, true, &dir).unwrap_err();
+    let e = support(&limits, &dir).unwrap_err();
     assert!(e.contains("controller(s) pids not available"), "{e}");
     std::fs::write(dir.join("cgroup.controllers"), "cpu io memory pids\n").unwrap();
-    assert_eq!(support(&limits, true, &dir), Ok(()));
-    assert!(support(&limits, false, &dir)
-        .unwrap_err()
-        .contains("does not run systemd"));
+    assert_eq!(support(&limits, &dir), Ok(()));
     assert_eq!(
-        support(&Limits::default(), false, Path::new("/nonexistent")),
+        support(&Limits::default(), Path::new("/nonexistent")),
         Ok(())
     );
     std::fs::remove_dir_all(&dir).unwrap();

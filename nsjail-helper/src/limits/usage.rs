@@ -1,7 +1,8 @@
 //! What a limited user uses now, against the limits: read (never written)
-//! from the user's slice `user-UID-nsjail.slice` in the cgroup v2
-//! hierarchy, found from a set holder's `/proc/PID/cgroup` (the holder sits
-//! in one of the slice's scopes). `list` shows it.
+//! from the user's limited cgroup in the cgroup v2 hierarchy — her slice
+//! `user-UID-nsjail.slice` on a systemd host, `/pam_nsjail/user-UID`
+//! without systemd — found from a set holder's `/proc/PID/cgroup` (the
+//! holder sits in one of its scopes or set cgroups). `list` shows it.
 //!
 //! The slice's figures are the user's total over all sets and logins,
 //! which is what the limits bound (see `limits/mod.rs`).
@@ -32,9 +33,13 @@ pub struct Usage {
     pub cpu_max: Option<(Option<u64>, u64)>,
 }
 
-/// The path of `uid`'s limited slice in the v2 hierarchy, from the
-/// `/proc/PID/cgroup` text of a process in one of its set scopes.
+/// The path of `uid`'s limited cgroup in the v2 hierarchy, from the
+/// `/proc/PID/cgroup` text of a process in one of its sets: the parent of
+/// a limited set scope, or of a set cgroup of pam_nsjail's own.
 pub fn slice_path_of(cgroup: &str, uid: u32) -> Option<String> {
+    if let Some(set) = super::direct::set_cgroup_of(cgroup, uid) {
+        return super::direct::user_of_set(&set).map(str::to_owned);
+    }
     limited_scope_of(cgroup, uid)?;
     let path = cgroup.lines().find_map(|l| l.strip_prefix("0::"))?;
     let (slice, _scope) = path.rsplit_once('/')?;
@@ -174,6 +179,14 @@ mod tests {
             None
         );
         assert_eq!(slice_path_of("12:pids:/x\n", 1000), None);
+        assert_eq!(
+            slice_path_of("0::/pam_nsjail/user-1000/set-77\n", 1000).as_deref(),
+            Some("/pam_nsjail/user-1000")
+        );
+        assert_eq!(
+            slice_path_of("0::/pam_nsjail/user-1000/set-77\n", 1001),
+            None
+        );
     }
 
     #[test]

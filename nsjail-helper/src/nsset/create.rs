@@ -150,10 +150,24 @@ fn create(spec: &SetSpec) -> Result<PendingHolder, SetError> {
             Err(why) => UnitPlacement::Failed(why),
         }
     } else if !spec.limits.is_empty() {
-        return Err(SetError::new(
-            "place the set under its resource limits",
-            "this host does not run systemd",
-        ));
+        // No systemd: the user's cgroup of our own subtree, and a leaf
+        // for this set, which we enter now (limits/direct.rs). The
+        // caller holds the user's lock.
+        let root = Path::new(crate::paths::CGROUP);
+        match crate::limits::direct::place_set(
+            root,
+            spec.owner.uid,
+            std::process::id(),
+            &spec.limits,
+        ) {
+            Ok(path) => UnitPlacement::Cgroup(path),
+            Err(why) => {
+                return Err(SetError::new(
+                    "place the set under its resource limits",
+                    why,
+                ))
+            }
+        }
     } else {
         UnitPlacement::NoSystemd
     };
@@ -177,11 +191,14 @@ fn create(spec: &SetSpec) -> Result<PendingHolder, SetError> {
     }
     // The policy's default (no "cgroup", no "!cgroup"): a cgroup
     // namespace wherever it hides other users' cgroups, i.e. where the set
-    // now has a scope of its own on a cgroup v2 host.
+    // now has a scope (or, without systemd, a cgroup) of its own on a
+    // cgroup v2 host.
     let cgroup = spec.cgroup
-        || (spec.cgroup_auto && matches!(unit, UnitPlacement::Own(_)) && unit::cgroup2_unified());
+        || (spec.cgroup_auto
+            && matches!(unit, UnitPlacement::Own(_) | UnitPlacement::Cgroup(_))
+            && unit::cgroup2_unified());
     if cgroup {
-        // Rooted at our cgroup: on a systemd host the set's own scope.
+        // Rooted at our cgroup: the set's own scope or cgroup.
         flags |= CloneFlags::CLONE_NEWCGROUP;
     }
     unshare(flags).map_err(step_err("unshare mount/ipc namespaces"))?;

@@ -52,8 +52,8 @@ pub use join::{join_and_drop, Identity};
 pub use lifetime::enlist_opener;
 pub use ptys::adopt_set_ptys;
 pub use spawn::{ExecHelper, SetCreator, Spawned, H0};
-pub use unit::cgroup_namespace_hides;
 pub use unit::systemd_booted;
+pub use unit::{cgroup2_unified, cgroup_namespace_hides};
 
 /// Everything H0 needs to build a set; passed on the helper's command line.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -204,6 +204,9 @@ pub enum UnitPlacement {
     NoSystemd,
     /// In a scope unit of its own, named here.
     Own(String),
+    /// No systemd, and the policy sets limits: in a cgroup of its own
+    /// under the user's limited one (`limits/direct.rs`), this path.
+    Cgroup(String),
     /// systemd could not give the set a unit of its own (why): it lives
     /// in the scope of the login that created it.
     Failed(String),

@@ -49,8 +49,9 @@ pub fn cgroup_namespace_hides() -> bool {
     systemd_booted() && cgroup2_unified()
 }
 
-/// /sys/fs/cgroup is the unified cgroup v2 hierarchy.
-pub(super) fn cgroup2_unified() -> bool {
+/// /sys/fs/cgroup is the unified cgroup v2 hierarchy (where, without
+/// systemd, a set under resource limits gets a cgroup of its own too).
+pub fn cgroup2_unified() -> bool {
     use nix::sys::statfs::{statfs, CGROUP2_SUPER_MAGIC};
     statfs("/sys/fs/cgroup").is_ok_and(|s| s.filesystem_type() == CGROUP2_SUPER_MAGIC)
 }

@@ -4,7 +4,8 @@
 //!
 //! ```text
 //! H0 → caller   ok PID [UNIT]     the holder is ready (or: err STEP: CAUSE);
-//!                                  UNIT is `unit=NAME` or `nounit=WHY`
+//!                                  UNIT is `unit=NAME`, `nounit=WHY` or
+//!                                  `cgroup=PATH` (no systemd, limits)
 //! caller → H0   K                 "keep it": the caller holds a pidfd
 //! H0 → caller   done              the holder no longer dies with H0
 //! ```
@@ -282,6 +283,7 @@ pub(super) fn reply_line(result: &Result<Ready, SetError>) -> String {
             match unit {
                 UnitPlacement::NoSystemd => format!("ok {pid}{net}"),
                 UnitPlacement::Own(name) => format!("ok {pid}{net} unit={name}"),
+                UnitPlacement::Cgroup(path) => format!("ok {pid}{net} cgroup={path}"),
                 UnitPlacement::Failed(why) => {
                     format!("ok {pid}{net} nounit={}", why.replace('\n', " "))
                 }
@@ -321,6 +323,8 @@ pub(super) fn parse_reply(line: &str) -> Result<Ready, SetError> {
         UnitPlacement::NoSystemd
     } else if let Some(name) = unit.strip_prefix("unit=") {
         UnitPlacement::Own(name.to_owned())
+    } else if let Some(path) = unit.strip_prefix("cgroup=") {
+        UnitPlacement::Cgroup(path.to_owned())
     } else if let Some(why) = unit.strip_prefix("nounit=") {
         UnitPlacement::Failed(why.to_owned())
     } else {
@@ -541,6 +545,7 @@ mod tests {
         for unit in [
             UnitPlacement::NoSystemd,
             UnitPlacement::Own("nsjail-1001-7.scope".into()),
+            UnitPlacement::Cgroup("/pam_nsjail/user-1001/set-7".into()),
             UnitPlacement::Failed(
                 "systemd: connect /run/dbus/system_bus_socket: No such file".into(),
             ),

@@ -60,6 +60,10 @@ pub struct SetRecord {
     /// take any of them through its user namespace. `None` for a record
     /// of an older version, which also lent the host's tty group.
     pub lent_gids: Option<Vec<u32>>,
+    /// The set's cgroup v2 path when it is under resource limits (its
+    /// systemd scope, or `/pam_nsjail/user-UID/set-N`); the user's
+    /// limited cgroup, which counts her OOM kills, is its parent.
+    pub limits_cgroup: Option<String>,
     pub sessions: Vec<SessionRef>,
 }
 
@@ -84,6 +88,9 @@ impl SetRecord {
         if let Some(gids) = &self.lent_gids {
             let list: Vec<String> = gids.iter().map(u32::to_string).collect();
             let _ = writeln!(s, "lent_gids={}", list.join(","));
+        }
+        if let Some(c) = &self.limits_cgroup {
+            let _ = writeln!(s, "limits_cgroup={c}");
         }
         for sess in &self.sessions {
             let _ = writeln!(s, "session={}:{}", sess.pid, sess.start);
@@ -125,6 +132,7 @@ impl SetRecord {
                             .ok()?,
                     )
                 }
+                "limits_cgroup" => rec.limits_cgroup = Some(v.to_owned()),
                 "session" => rec.sessions.push(proc_id(v)?),
                 // A key a newer version writes: a record is not corrupt
                 // for it (which would end its live set).
@@ -381,6 +389,23 @@ impl Registry {
         }
     }
 
+    /// The OOM kills of `uid`'s limited cgroup already logged, as
+    /// (the cgroup directory's inode, `oom_kill` count): a cgroup made
+    /// anew counts from 0 again. The caller holds the user's lock.
+    pub fn oom_logged(&self, uid: u32) -> Option<(u64, u64)> {
+        let text = fs::read_to_string(self.root.join(format!("oom.{uid}"))).ok()?;
+        let (ino, n) = text.trim().split_once(' ')?;
+        Some((ino.parse().ok()?, n.parse().ok()?))
+    }
+
+    /// Records what `oom_logged` returns next.
+    pub fn set_oom_logged(&self, uid: u32, ino: u64, count: u64) -> io::Result<()> {
+        fs::write(
+            self.root.join(format!("oom.{uid}")),
+            format!("{ino} {count}\n"),
+        )
+    }
+
     /// Every record (unparseable ones are skipped).
     pub fn all(&self) -> Vec<SetRecord> {
         self.records_where(|_| true)
@@ -521,6 +546,7 @@ fn blank_record(key: &str) -> SetRecord {
         lease: None,
         created: 0,
         lent_gids: None,
+        limits_cgroup: None,
         sessions: Vec::new(),
     }
 }

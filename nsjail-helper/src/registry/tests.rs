@@ -20,6 +20,7 @@ fn sample() -> SetRecord {
         lease: crate::net::Lease::from_wire("198.51.100.7,nsj7"),
         created: 1700000000,
         lent_gids: Some(vec![1001, 1002]),
+        limits_cgroup: Some("/pam_nsjail/user-1001/set-41".into()),
         sessions: vec![ProcId { pid: 7, start: 8 }, ProcId { pid: 9, start: 10 }],
     }
 }
@@ -30,9 +31,21 @@ fn record_round_trips() {
     assert_eq!(SetRecord::parse("u1001", &rec.render()), Some(rec));
     let older = SetRecord {
         lent_gids: None,
+        limits_cgroup: None,
         ..sample()
     };
     assert_eq!(SetRecord::parse("u1001", &older.render()), Some(older));
+}
+
+#[test]
+fn logged_oom_kills_are_kept_per_user() {
+    let root = temp_root("oom");
+    let reg = Registry::open_as(&root, Path::new("/proc"), my_uid()).expect("open");
+    assert_eq!(reg.oom_logged(1001), None);
+    reg.set_oom_logged(1001, 4242, 3).expect("write");
+    assert_eq!(reg.oom_logged(1001), Some((4242, 3)));
+    assert_eq!(reg.oom_logged(1002), None);
+    assert!(reg.all().is_empty(), "not a set record");
 }
 
 #[test]

@@ -177,11 +177,7 @@ pub trait Host {
     }
     /// Why this host cannot enforce `limits`, if it cannot.
     fn limits_support(&self, limits: &Limits) -> Result<(), String> {
-        crate::limits::support(
-            limits,
-            crate::nsset::systemd_booted(),
-            Path::new("/sys/fs/cgroup"),
-        )
+        crate::limits::support(limits, Path::new(paths::CGROUP))
     }
 }
 
@@ -357,6 +353,7 @@ impl Outcome {
                 match &p.opened.unit {
                     UnitPlacement::NoSystemd => {}
                     UnitPlacement::Own(unit) => detail.push_str(&format!(" unit={unit}")),
+                    UnitPlacement::Cgroup(path) => detail.push_str(&format!(" cgroup={path}")),
                     UnitPlacement::Failed(why) => {
                         level = Level::Warning;
                         detail.push_str(&format!(

@@ -159,7 +159,7 @@ pub struct Opened {
     /// The set's private network (address, host link), if it has one.
     pub lease: Option<crate::net::Lease>,
     /// The policy's resource limits apply: the process that joins must
-    /// first be moved under them (`limits::systemd::enter_limits`).
+    /// first be moved under them (`limits::enter_limits`).
     pub limited: bool,
 }
 
@@ -194,11 +194,14 @@ pub fn open(reg: &Registry, req: &OpenRequest<'_>) -> Result<Opened, SessionErro
         );
     }
     let _lock = reg.lock_user(req.user.uid)?;
+    // Cgroups of sets that ended without a logout (no systemd).
+    sweep_cgroups(req.user.uid, &[]);
     if req.settings.share == Share::User {
         let key = format!("u{}", req.user.uid);
         if let Some(mut rec) = reg.read(&key)? {
             if let Some(holder) = reg.attach(&rec) {
                 reg.prune_sessions(&mut rec);
+                log_oom_kills(reg, &rec);
                 if let Some(gids) = no_longer_hers(&rec, req.user) {
                     if !rec.sessions.is_empty() {
                         return Err(SessionError::Stale {
@@ -210,6 +213,7 @@ pub fn open(reg: &Registry, req: &OpenRequest<'_>) -> Result<Opened, SessionErro
                     // last logout would have, and make a fresh one.
                     registry::kill_holder(&holder, TEARDOWN_WAIT_MS)?;
                     reg.remove(&key)?;
+                    sweep_cgroups(req.user.uid, rec.limits_cgroup.as_slice());
                     reg.note(format!(
                         "set {key} (holder {}) mapped {} she is no longer a member of and had no logins: it was ended and a new set made",
                         rec.holder.pid,
@@ -361,6 +365,12 @@ fn create(reg: &Registry, req: &OpenRequest<'_>) -> Result<Opened, SessionError>
                 .map(|l| l.outside)
                 .collect(),
         ),
+        limits_cgroup: limits_cgroup(
+            reg.proc_root(),
+            holder.id.pid,
+            &unit,
+            !req.settings.limits.is_empty(),
+        ),
         sessions: vec![req.opener],
     };
     if let Err(e) = reg.write(&rec) {
@@ -422,15 +432,19 @@ fn close_locked(
     };
     let Some(holder) = reg.attach(&rec) else {
         reg.remove(key)?;
+        log_oom_kills(reg, &rec);
+        sweep_cgroups(rec.uid, rec.limits_cgroup.as_slice());
         return Ok((Closed::Gone, Some(rec)));
     };
     if let Some(i) = rec.sessions.iter().position(|s| s.pid == opener_pid) {
         rec.sessions.remove(i);
     }
     reg.prune_sessions(&mut rec);
+    log_oom_kills(reg, &rec);
     if rec.sessions.is_empty() && rec.on_logout == OnLogout::Kill {
         registry::kill_holder(&holder, TEARDOWN_WAIT_MS)?;
         reg.remove(key)?;
+        sweep_cgroups(rec.uid, rec.limits_cgroup.as_slice());
         return Ok((Closed::Ended, Some(rec)));
     }
     reg.write(&rec)?;
@@ -458,6 +472,7 @@ pub fn stop_user(reg: &Registry, uid: u32) -> Result<Vec<Stopped>, SessionError>
     {
         let _lock = reg.lock_user(uid)?;
         for rec in reg.sets_of(uid) {
+            log_oom_kills(reg, &rec);
             if let Some(holder) = reg.attach(&rec) {
                 registry::kill_holder(&holder, TEARDOWN_WAIT_MS)?;
             }
@@ -473,12 +488,93 @@ pub fn stop_user(reg: &Registry, uid: u32) -> Result<Vec<Stopped>, SessionError>
             });
             gone.push(rec);
         }
+        let ended: Vec<String> = gone
+            .iter()
+            .filter_map(|r| r.limits_cgroup.clone())
+            .collect();
+        sweep_cgroups(uid, &ended);
     }
     // Network teardowns wait for the kernel: not under the user's lock.
     for rec in &gone {
         release_network(rec);
     }
     Ok(ended)
+}
+
+/// The cgroup v2 path of a new set under resource limits (`limited`):
+/// its own cgroup (no systemd), or its holder's, which is the set's
+/// systemd scope.
+fn limits_cgroup(
+    proc_root: &Path,
+    holder: i32,
+    unit: &nsset::UnitPlacement,
+    limited: bool,
+) -> Option<String> {
+    match unit {
+        nsset::UnitPlacement::Cgroup(path) => Some(path.clone()),
+        _ if limited => std::fs::read_to_string(proc_root.join(holder.to_string()).join("cgroup"))
+            .ok()?
+            .lines()
+            .find_map(|l| l.strip_prefix("0::"))
+            .map(str::to_owned),
+        _ => None,
+    }
+}
+
+/// Logs the OOM kills in the limited cgroup of `rec`'s user since they
+/// were last logged (one line: user, the set whose login noticed, the
+/// user's cgroup and its `memory.events` `oom_kill` count), and notes
+/// the count in the registry. Called under the user's lock whenever a
+/// login opens, closes or stops a set: the module runs no thread that
+/// could watch. (The kills are counted per user, not per set: a memory
+/// cgroup per set would nearly quadruple a set's kernel memory.)
+fn log_oom_kills(reg: &Registry, rec: &SetRecord) {
+    use std::os::unix::fs::MetadataExt;
+    let Some(user_cgroup) = rec
+        .limits_cgroup
+        .as_deref()
+        .and_then(crate::limits::direct::user_of_set)
+    else {
+        return;
+    };
+    let root = Path::new(paths::CGROUP);
+    let Ok(ino) =
+        std::fs::metadata(root.join(user_cgroup.trim_start_matches('/'))).map(|m| m.ino())
+    else {
+        return;
+    };
+    let Some(kills) = crate::limits::direct::oom_kills(root, user_cgroup) else {
+        return;
+    };
+    let logged = match reg.oom_logged(rec.uid) {
+        Some((i, n)) if i == ino => n,
+        _ => 0,
+    };
+    if kills <= logged {
+        return;
+    }
+    crate::log::log(
+        crate::log::Level::Warning,
+        &format!(
+            "user={} set={} action=oom_kill oom_kill={kills} new={} cgroup={user_cgroup} note=\"the kernel's OOM killer ended process(es) of this user at her memory limit\"",
+            rec.user,
+            rec.key,
+            kills - logged,
+        ),
+    );
+    let _ = reg.set_oom_logged(rec.uid, ino, kills);
+}
+
+/// Removes the cgroups of `uid`'s sets that ended (no systemd: our own
+/// subtree), waiting for those in `ended` to empty; the caller holds the
+/// user's lock. What cannot be removed is logged and swept later.
+pub fn sweep_cgroups(uid: u32, ended: &[String]) {
+    for left in crate::limits::direct::sweep_user(Path::new(paths::CGROUP), uid, ended) {
+        crate::log::log(
+            crate::log::Level::Warning,
+            &format!("uid={uid} cgroup not removed (swept at the next login): {left}"),
+        );
+    }
 }
 
 /// After a set with a private network ended: its link goes with its
