@@ -21,7 +21,7 @@ esac
 
 out=$(nsjail-helper audit)
 check_eq "default install: audit exits 1" 1 "$?"
-for s in "${present[*]}"; do :; done
+printf '%s\n' "$out" | grep -v '^  ' | sed 's/^/    # before: /'
 for s in "${present[@]}"; do
     if [ "$s" = sshd ]; then
         check "default install: sshd flagged (not enabled)" \
@@ -44,7 +44,7 @@ check "the fix script runs" sh -e /tmp/fix.sh
 out=$(nsjail-helper audit)
 check_eq "after the fix: audit exits 0" 0 "$?"
 check "after the fix: no problems found" grep -qx "no problems found" <<<"$out"
-printf '%s\n' "$out" | sed 's/^/    # /'
+printf '%s\n' "$out" | sed 's/^/    # after: /'
 snapshot() { for f in /etc/pam.d/*; do printf '%s %s\n' "$f" "$(md5sum <"$f")"; done; }
 before=$(snapshot)
 sh -e /tmp/fix.sh
