@@ -46,6 +46,9 @@ boot_prepare() {
     install -m755 "$build/nsjail-helper" "$merged/usr/sbin/nsjail-helper"
     install -m644 "$build/libpam_nsjail.so" "$securedir/pam_nsjail.so"
     install -m644 "$REPO/config/pam.d/nsjail" "$merged/etc/pam.d/nsjail"
+    # As the package does: the user manager's drop-in (NotifyAccess=all).
+    install -D -m644 "$REPO/config/systemd/user@.service.d/pam_nsjail.conf" \
+        "$merged/usr/lib/systemd/system/user@.service.d/pam_nsjail.conf"
     echo '@include nsjail' >>"$merged/etc/pam.d/sshd"
     mkdir -p "$merged/etc/security" "$merged/root/.ssh"
     test_policy >"$merged/etc/security/pam_nsjail.toml"
@@ -96,13 +99,18 @@ boot_start() {
         cat "$BOOT_DIR/nspawn.log" >&2
         return 1
     }
-    for _ in $(seq 100); do
-        case "$(C systemctl is-system-running 2>/dev/null)" in
+    # Usually 2-5 s; up to 60 s on a busy machine (2 cores shared with
+    # other tests' VMs and builds).
+    local state=
+    for _ in $(seq 600); do
+        state=$(C systemctl is-system-running 2>/dev/null)
+        case "$state" in
         running | degraded) return 0 ;;
         esac
         sleep 0.1
     done
-    echo "# the container did not finish booting" >&2
+    echo "# the container did not finish booting (is-system-running: ${state:-no answer}; jobs:)" >&2
+    C systemctl list-jobs --no-pager 2>&1 | head -20 | sed 's/^/#   /' >&2
     return 1
 }
 
