@@ -311,10 +311,22 @@ fn fork_at_open(pamh: &PamHandle, args: &ModuleArgs) -> PamResultCode {
             },
         )
     })();
+    // Later hooks in this process (a setcred after open_session) have
+    // nothing left to do.
+    forked_at_open(pamh, data, forked)
+}
+
+/// After `fork_into_set` at open_session: in the child (`Ok`), the
+/// session is in the set and this process never joins or closes again
+/// (the original does, on the host); nothing forked (`Err`): the session
+/// is undone and refused.
+fn forked_at_open(
+    pamh: &PamHandle,
+    data: &SessionData,
+    forked: Result<(), SetError>,
+) -> PamResultCode {
     match forked {
         Ok(()) => {
-            // Later hooks in this process (a setcred after open_session)
-            // have nothing left to do.
             data.joined.set(true);
             PamResultCode::PAM_SUCCESS
         }
@@ -552,21 +564,8 @@ fn split_user_manager(pamh: &PamHandle, args: &ModuleArgs) -> PamResultCode {
             },
         )
     });
-    match forked {
-        Ok(()) => {
-            // The manager, in the set: never join again, never close (the
-            // original does, on the host).
-            data.joined.set(true);
-            PamResultCode::PAM_SUCCESS
-        }
-        Err(e) => {
-            if let Ok(reg) = Registry::open(Path::new(paths::REGISTRY)) {
-                let _ = session::close(&reg, data.identity.uid, &data.key, data.opener_pid as i32);
-            }
-            log_refused(pamh, data, "-", &e, "");
-            PamResultCode::PAM_SESSION_ERR
-        }
-    }
+    // The manager, in the set: never join again, never close.
+    forked_at_open(pamh, data, forked)
 }
 
 fn close_session(pamh: &PamHandle, args: &ModuleArgs) -> PamResultCode {
