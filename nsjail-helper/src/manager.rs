@@ -51,9 +51,12 @@
 //!   reads `0::/init.scope` in /proc/self/cgroup, takes the namespace's
 //!   root as its own, and builds `app.slice` and the rest beside its
 //!   `init.scope`; its units see only that subtree, never other users'
-//!   cgroups. The root holds no process (the relay W stays in
-//!   `user@UID.service/init.scope`), so the manager can pass controllers
-//!   on to its units. The mount namespace is a child of the set's (same
+//!   cgroups. systemd leaves `user@UID.service`'s subtree_control to the
+//!   manager (measured on the Debian 13 VM: empty until the manager
+//!   writes it), so Y enables there every controller user@ has, for
+//!   `pam_nsjail` to have them. The root holds no process (the relay W
+//!   stays in `user@UID.service/init.scope`), so the manager can pass
+//!   them on to its units as it would from user@ itself. The mount namespace is a child of the set's (same
 //!   /tmp, same mounts, slave to them) that differs from the logins' in
 //!   /sys/fs/cgroup only.
 #![forbid(unsafe_code)]
@@ -139,7 +142,19 @@ fn prepare_cgroup(root: &Path, own: &str, who: &Identity) -> Result<File, SetErr
             )),
         )
     })?;
-    let subtree = root.join(delegated.trim_start_matches('/')).join(SUBTREE);
+    let unit = root.join(delegated.trim_start_matches('/'));
+    // systemd leaves user@UID.service's subtree_control to the manager,
+    // which enables there every controller it was given; the manager now
+    // manages `pam_nsjail` instead, which gets only what user@ enables.
+    // (Not where the executor itself sits in user@UID.service, systemd
+    // before 254: a cgroup with a process cannot enable controllers for
+    // its children; the manager then runs without any.)
+    if own.ends_with("/init.scope") {
+        pass_controllers_on(&unit).map_err(|e| {
+            SetError::new("enable the delegated controllers in user@UID.service", e)
+        })?;
+    }
+    let subtree = unit.join(SUBTREE);
     let init_scope = subtree.join("init.scope");
     for dir in [&subtree, &init_scope] {
         make_delegated(dir, who).map_err(|e| {
@@ -157,6 +172,25 @@ fn prepare_cgroup(root: &Path, own: &str, who: &Identity) -> Result<File, SetErr
     fs::write(procs(&subtree), b"0")
         .map_err(|e| SetError::new("move into the manager's cgroup subtree", e))?;
     Ok(into_init_scope)
+}
+
+/// Enables in `cgroup`'s subtree_control every controller it has.
+fn pass_controllers_on(cgroup: &Path) -> std::io::Result<()> {
+    let have = fs::read_to_string(cgroup.join("cgroup.controllers"))?;
+    let enable = subtree_control_line(&have);
+    if enable.is_empty() {
+        return Ok(());
+    }
+    fs::write(cgroup.join("cgroup.subtree_control"), enable)
+}
+
+/// `+a +b …` for the controllers listed in a cgroup.controllers text.
+pub fn subtree_control_line(controllers: &str) -> String {
+    controllers
+        .split_whitespace()
+        .map(|c| format!("+{c}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// A cgroup the user may manage: created if missing, the directory and
@@ -225,6 +259,15 @@ mod tests {
         assert_eq!(d("/user.slice/user-1000.slice/session-3.scope"), None);
         assert_eq!(d("user@1000.service"), None);
         assert_eq!(d("/../user@1000.service/init.scope"), None);
+    }
+
+    #[test]
+    fn every_controller_user_at_has_is_passed_on() {
+        assert_eq!(
+            subtree_control_line("cpu memory pids\n"),
+            "+cpu +memory +pids"
+        );
+        assert_eq!(subtree_control_line("\n"), "");
     }
 
     #[test]
