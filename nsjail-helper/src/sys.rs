@@ -142,6 +142,19 @@ pub fn ignore_sigpipe() {
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
 }
 
+/// Makes every mount of the caller's (new, private) mount namespace a
+/// slave of its original: nothing mounted here reaches the namespace it
+/// was copied from, while mounts made there still arrive.
+pub fn make_mounts_slaves() -> nix::Result<()> {
+    nix::mount::mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_SLAVE,
+        None::<&str>,
+    )
+}
+
 /// Brings the loopback interface of the current network namespace up.
 pub fn loopback_up() -> io::Result<()> {
     // SAFETY: creating a socket has no memory-safety preconditions.

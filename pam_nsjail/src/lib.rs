@@ -548,7 +548,7 @@ fn split_user_manager(pamh: &PamHandle, args: &ModuleArgs) -> PamResultCode {
         nsjail::nsset::fork_into_set_with(
             pidfd.as_fd(),
             Forward::All,
-            || nsjail::manager::join(pidfd.as_fd(), data.join_flags),
+            || nsjail::manager::join(pidfd.as_fd(), data.join_flags, &data.identity),
             |ended| {
                 if let Some(why) = &ended.join_error {
                     log_refused(pamh, data, &data.key, why, " (the user manager exits)");

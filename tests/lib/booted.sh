@@ -85,7 +85,8 @@ boot_start() {
             mount -t overlay overlay -o "lowerdir=$2,upperdir=$3/upper,workdir=$3/work" "$3/merged" &&
             boot_prepare "$2" "$3/merged" &&
             SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 exec systemd-nspawn -q -b --register=no \
-                --keep-unit --private-network --console=passive -D "$3/merged"' \
+                --keep-unit --private-network --console=passive \
+                --system-call-filter=pidfd_getfd -D "$3/merged"' \
             _ "$REPO" "$root" "$BOOT_DIR"
     ) >"$BOOT_DIR/nspawn.log" 2>&1 &
     BOOT_UNSHARE=$!

@@ -216,4 +216,60 @@ check "loginctl terminate-user ends bob's set, scope and slice" set_gone "$uid_b
 #     move it: systemd must get its host pid).
 check_eq "run alice: her command runs under her limits (the move into her limited scope is verified)" ran \
     "$(vm_ssh "nsjail-helper run alice -- echo ran" 2>&1 | tail -1)"
+
+# 11. The user manager on a host with real controllers (docs/SERVICES.md,
+#     "systemd-user"), with the install docs' lines. Without limits, in a
+#     set with the default cgroup namespace, it runs in one of its own at
+#     user@UID.service/pam_nsjail, which holds no process of its own, so
+#     the manager passes controllers on to her units as systemd's own
+#     manager does for bob (exempt: the control). With limits it is
+#     refused (her units would run outside them).
+vm_ssh "systemctl stop user@$uid_alice.service user@$uid_bob.service"
+set_policy_vm '[[policy]]
+name = "control"
+users = ["bob"]
+isolate = false
+
+[[policy]]
+name = "students"
+groups = ["students"]'
+vm_ssh 'cp /usr/lib/pam.d/systemd-user /etc/pam.d/ && echo "@include nsjail" >>/etc/pam.d/systemd-user &&
+    mkdir -p /etc/systemd/system/user@.service.d &&
+    cat >/etc/systemd/system/user@.service.d/pam_nsjail.conf && systemctl daemon-reload' \
+    <"$REPO/config/systemd/user@.service.d/pam_nsjail.conf"
+hold alice 1101 || not_ok "alice's held login for the user manager started"
+hold bob 1102 || not_ok "bob's held login for the user manager started"
+check "alice's user manager is active" vm_wait "systemctl is-active -q user@$uid_alice.service"
+# (This image has no dbus-user-session, hence no user bus and no
+# systemd-run --user: a unit file, started over the manager's private
+# socket, writes what it sees into her /tmp.)
+unit=$(vm_ssh -u alice 'mkdir -p ~/.config/systemd/user && cat >~/probe.sh &&
+    printf "%s\n" "[Service]" "Type=oneshot" "ExecStart=/bin/sh %h/probe.sh" "StandardOutput=file:/tmp/probe.out" \
+        >~/.config/systemd/user/probe.service &&
+    systemctl --user daemon-reload && systemctl --user start probe.service && cat /tmp/probe.out' <<'EOS'
+echo "cg=$(grep ^0:: /proc/self/cgroup)"
+echo "ctl=$(cat /sys/fs/cgroup/cgroup.subtree_control)"
+echo "pid=$(readlink /proc/self/ns/pid)"
+EOS
+)
+printf '%s\n' "$unit" | sed 's/^/# her unit: /'
+bob_ctl=$(vm_ssh "cat /sys/fs/cgroup/user.slice/user-$uid_bob.slice/user@$uid_bob.service/cgroup.subtree_control")
+echo "# bob's user@$uid_bob.service/cgroup.subtree_control: $bob_ctl"
+check "her unit sees its cgroup as /app.slice/probe.service (the manager's own cgroup namespace)" \
+    grep -qx 'cg=0::/app.slice/probe.service' <<<"$unit"
+check_eq "her unit runs in her set's pid namespace" "pid=$(vm_ssh -u alice 'readlink /proc/self/ns/pid')" "$(grep '^pid=' <<<"$unit")"
+check "her manager passes the controllers on as bob's does (cpu, memory, pids)" \
+    sh -c '[ "$1" = "ctl=$2" ] && printf "%s" "$2" | grep -q memory && printf "%s" "$2" | grep -q pids' _ \
+    "$(grep '^ctl=' <<<"$unit")" "$bob_ctl"
+check_eq "user@$uid_alice.service/pam_nsjail itself holds no process" "" \
+    "$(vm_ssh "cat /sys/fs/cgroup/user.slice/user-$uid_alice.slice/user@$uid_alice.service/pam_nsjail/cgroup.procs")"
+release 1101
+release 1102
+vm_ssh "systemctl stop user@$uid_alice.service user@$uid_bob.service"
+set_policy_vm "$POLICY"
+hold alice 1103 || not_ok "alice's held login with limits started"
+check "with limits her user manager is refused, with the reason" \
+    vm_wait "journalctl -q --no-pager -o cat | grep -q 'pam_nsjail(systemd-user:session): user=alice service=systemd-user policy=students action=refused .*the policy sets resource limits'"
+check "and her login is still isolated under her limits" vm_ssh "pgrep -u alice -fx 'sleep 1103' && test -d $SLICE_A"
+release 1103
 done_testing

@@ -351,7 +351,7 @@ pub fn fix_script(fix: &Fix) -> String {
 /// a session of an isolated user through `service`.
 fn with_the_include(service: &str) -> &'static str {
     match service {
-        "systemd-user" => "pam_nsjail then runs the user manager (systemd --user) of isolated users inside their set where the policy says \"!cgroup\" (with the user@.service drop-in pam_nsjail.conf), and refuses it otherwise; without it, `systemd-run --user` and the user's units run outside the set",
+        "systemd-user" => "pam_nsjail then runs the user manager (systemd --user) of isolated users inside their set (with the user@.service drop-in pam_nsjail.conf), and refuses it where the policy sets resource limits; without it, `systemd-run --user` and the user's units run outside the set",
         "cron" => "pam_nsjail then runs isolated users' cron jobs inside their set; without it they run outside the set",
         "su" | "su-l" | "runuser" | "runuser-l" => "pam_nsjail then places the session of an isolated target user in her set; without it su/runuser give a shell outside the set",
         "atd" => "pam_nsjail then refuses isolated users' at jobs (atd cannot run a job inside a set: its job process calls initgroups, which a set denies); without it they run outside the set",

@@ -259,39 +259,9 @@ fn create(spec: &SetSpec) -> Result<PendingHolder, SetError> {
     //     nor see other users' terminals (and when they last typed).
     super::ptys::mount_own_devpts(spec.max_ptys)?;
     if cgroup {
-        // A cgroup2 view of the namespace's own subtree only, read-only,
-        // over whatever the host mounted at /sys/fs/cgroup (a v1 tree
-        // would show every other user's groups). An empty tmpfs goes
-        // first: the kernel refuses to stack a cgroup2 mount on the root
-        // of the host's own cgroup2 mount.
-        let hidden =
-            MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-        mount(
-            Some("tmpfs"),
-            "/sys/fs/cgroup",
-            Some("tmpfs"),
-            hidden,
-            Some("mode=0755,size=4k"),
-        )
-        .map_err(step_err("mount tmpfs on /sys/fs/cgroup"))?;
-        mount(
-            Some("cgroup2"),
-            "/sys/fs/cgroup",
-            Some("cgroup2"),
-            hidden,
-            None::<&str>,
-        )
-        .map_err(step_err("mount cgroup2 on /sys/fs/cgroup"))?;
-        // cgroup2 has one superblock for all its mounts, which stays
-        // writable: read-only must be set on this mount itself.
-        mount(
-            None::<&str>,
-            "/sys/fs/cgroup",
-            None::<&str>,
-            MsFlags::MS_REMOUNT | MsFlags::MS_BIND | hidden,
-            None::<&str>,
-        )
-        .map_err(step_err("make /sys/fs/cgroup read-only"))?;
+        // Read-only: the set's processes only look at their own subtree
+        // (a v1 tree would show every other user's groups).
+        mount_cgroup_view(true)?;
     }
     if spec.net {
         sys::loopback_up().map_err(step_err("bring up loopback"))?;
@@ -389,6 +359,47 @@ fn write_ipc_limits(ipc: &super::IpcLimits) -> Result<(), SetError> {
 /// Mounts a fresh tmpfs on `dir`, reached through an fd opened without
 /// following a symlink, each component checked (trust.rs), so root never
 /// follows a path a user could have changed.
+/// Mounts a cgroup2 view of the caller's cgroup namespace on
+/// /sys/fs/cgroup, over whatever is there (the host's tree, v1 or v2, or
+/// the view of an outer namespace). An empty tmpfs goes first: the kernel
+/// refuses to stack a cgroup2 mount on the root of another mount of the
+/// same hierarchy.
+pub(crate) fn mount_cgroup_view(read_only: bool) -> Result<(), SetError> {
+    let mut flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    if read_only {
+        flags |= MsFlags::MS_RDONLY;
+    }
+    mount(
+        Some("tmpfs"),
+        "/sys/fs/cgroup",
+        Some("tmpfs"),
+        flags,
+        Some("mode=0755,size=4k"),
+    )
+    .map_err(step_err("mount tmpfs on /sys/fs/cgroup"))?;
+    mount(
+        Some("cgroup2"),
+        "/sys/fs/cgroup",
+        Some("cgroup2"),
+        flags,
+        None::<&str>,
+    )
+    .map_err(step_err("mount cgroup2 on /sys/fs/cgroup"))?;
+    if read_only {
+        // cgroup2 has one superblock for all its mounts, which stays
+        // writable: read-only must be set on this mount itself.
+        mount(
+            None::<&str>,
+            "/sys/fs/cgroup",
+            None::<&str>,
+            MsFlags::MS_REMOUNT | MsFlags::MS_BIND | flags,
+            None::<&str>,
+        )
+        .map_err(step_err("make /sys/fs/cgroup read-only"))?;
+    }
+    Ok(())
+}
+
 fn mount_tmpfs(dir: &Path, flags: MsFlags, data: &str) -> Result<(), SetError> {
     let step = format!("mount tmpfs on {}", dir.display());
     let fd = trust::open_root_dir_path(dir).map_err(step_err(&step))?;

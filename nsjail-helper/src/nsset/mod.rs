@@ -44,6 +44,7 @@ use crate::policy::{Namespace, Network, OnLogout, Propagation, Settings};
 use crate::procfs::ProcId;
 
 pub use create::create_main;
+pub(crate) use create::mount_cgroup_view;
 pub use forkjoin::{
     fork_into_set, fork_into_set_with, join_keeping_root, EndStatus, Ended, Forward,
 };

@@ -77,14 +77,7 @@ pub fn adopt_set_ptys(holder: BorrowedFd<'_>) -> io::Result<()> {
     let cwd = File::open(".")?;
     unshare(CloneFlags::CLONE_NEWNS).map_err(context("unshare mount namespace"))?;
     // Nothing done here may reach the host's mounts.
-    mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
-        MsFlags::MS_REC | MsFlags::MS_SLAVE,
-        None::<&str>,
-    )
-    .map_err(context("make / rslave"))?;
+    crate::sys::make_mounts_slaves().map_err(context("make / rslave"))?;
     let own = File::open("/proc/self/ns/mnt")?;
     setns(holder, CloneFlags::CLONE_NEWNS).map_err(context("enter the set's mount namespace"))?;
     let tree = sys::open_tree_clone(c"/dev/pts");

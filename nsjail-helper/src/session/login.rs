@@ -139,10 +139,6 @@ impl App {
     }
 }
 
-/// Why the user manager cannot run in a set with a cgroup namespace
-/// (measured on systemd 257, docs/SERVICES.md).
-pub const MANAGER_IN_CGROUP_NS: &str = "the set has a cgroup namespace (the default on systemd hosts), so its /sys/fs/cgroup is a read-only view of the set's own scope, and systemd --user cannot manage its delegated user@UID.service cgroup there ('Failed to create .../user@UID.service/init.scope control group: Read-only file system'); refusing the user manager of this user (add \"!cgroup\" to the policy's namespaces to run it inside her set)";
-
 /// One login, as the caller knows it.
 #[derive(Clone, Debug)]
 pub struct LoginRequest<'a> {
@@ -594,20 +590,6 @@ pub fn login(host: &dyn Host, req: &LoginRequest<'_>) -> Outcome {
         Ok(o) => o,
         Err(e) => return Outcome::refused(&decision.policy, e.to_string()),
     };
-    if let App::UserManager(exe) = &req.app {
-        if opened.join_flags & libc::CLONE_NEWCGROUP != 0 {
-            // Release what was just opened: a set made for this session
-            // ends with it.
-            let _ = super::close(&reg, user.uid, &opened.key, req.opener.pid);
-            return Outcome::Refused {
-                policy: decision.policy,
-                step: Some("cgroup"),
-                error: format!("{exe}: {MANAGER_IN_CGROUP_NS}"),
-                reason: None,
-                load_error: None,
-            };
-        }
-    }
     Outcome::Placed(Box::new(Placement {
         user,
         policy: decision.policy,

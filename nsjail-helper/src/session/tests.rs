@@ -688,32 +688,32 @@ fn the_log_says_which_unit_holds_a_new_set_or_why_none_does() {
 }
 
 #[test]
-fn the_user_manager_is_placed_unless_its_set_has_a_cgroup_namespace_or_limits() {
+fn the_user_manager_is_placed_with_or_without_a_cgroup_namespace_but_not_with_limits() {
     let host = FakeHost::new("usermgr");
     let exe = Path::new("/usr/lib/systemd/systemd-executor");
     let mut req = request("alice", App::from_exe(exe, "systemd-user"), me());
     req.service = "systemd-user";
     assert_eq!(req.app, App::UserManager(exe.display().to_string()));
-    // No cgroup namespace (the fake host has no systemd): placed.
-    let key = match login(&host, &req) {
-        Outcome::Placed(p) => {
-            assert_eq!(p.opened.join_flags & libc::CLONE_NEWCGROUP, 0);
-            p.opened.key
-        }
-        other => panic!("expected a placement, got {other:?}"),
-    };
-    close(&host.registry(), 2001, &key, me().pid).expect("close");
-    assert!(host.registry().sets_of(2001).is_empty());
-    // A cgroup namespace: refused, and the set made for it is gone.
-    host.set_policy(&format!(
-        "{POLICY}namespaces = [\"user\", \"mount\", \"pid\", \"ipc\", \"cgroup\"]\n"
-    ));
-    let e = refused_error(login(&host, &req));
-    assert!(
-        e.contains("the set has a cgroup namespace") && e.contains("\"!cgroup\""),
-        "{e}"
-    );
-    assert!(host.registry().sets_of(2001).is_empty(), "nothing is left");
+    // Without a cgroup namespace (the fake host has no systemd) and with
+    // one (the manager then makes its own, `manager::join`): placed.
+    for (namespaces, cgroup) in [
+        ("", 0),
+        (
+            "namespaces = [\"user\", \"mount\", \"pid\", \"ipc\", \"cgroup\"]\n",
+            libc::CLONE_NEWCGROUP,
+        ),
+    ] {
+        host.set_policy(&format!("{POLICY}{namespaces}"));
+        let key = match login(&host, &req) {
+            Outcome::Placed(p) => {
+                assert_eq!(p.opened.join_flags & libc::CLONE_NEWCGROUP, cgroup);
+                p.opened.key
+            }
+            other => panic!("expected a placement, got {other:?}"),
+        };
+        close(&host.registry(), 2001, &key, me().pid).expect("close");
+        assert!(host.registry().sets_of(2001).is_empty());
+    }
     // Limits: refused before anything is made.
     let made = host.created();
     host.set_policy(&format!("{POLICY}memory_max = \"1G\"\n"));
