@@ -17,6 +17,11 @@
 # systemd on the host), a tmpfs on /run, SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1
 # on a hybrid host, and must never be SIGKILLed (its systemd would survive,
 # orphaned): SIGTERM, and SIGKILL to the container's init as the fallback.
+# nspawn's seccomp filter denies pidfd_getfd (EPERM, whatever the fd) to
+# everything in the container: a login joining a set could not hand its
+# holder its pidfd (lifetime.rs), and every join would log "the set will
+# not end by itself ..." and the holder stop watching its openers, as on
+# no real host: --system-call-filter=pidfd_getfd allows it.
 
 BOOT_DIR=
 BOOT_CG=
@@ -85,7 +90,8 @@ boot_start() {
             mount -t overlay overlay -o "lowerdir=$2,upperdir=$3/upper,workdir=$3/work" "$3/merged" &&
             boot_prepare "$2" "$3/merged" &&
             SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 exec systemd-nspawn -q -b --register=no \
-                --keep-unit --private-network --console=passive -D "$3/merged"' \
+                --keep-unit --private-network --console=passive \
+                --system-call-filter=pidfd_getfd -D "$3/merged"' \
             _ "$REPO" "$root" "$BOOT_DIR"
     ) >"$BOOT_DIR/nspawn.log" 2>&1 &
     BOOT_UNSHARE=$!
