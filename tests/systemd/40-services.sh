@@ -90,6 +90,7 @@ since=$(C date +%s.%N)
 in_her_set "root: su alice -c" "$(unit_run su alice -c nsprobe 2>&1)" "alice nobody "
 in_her_set "root: su - alice -c" "$(unit_run su - alice -c nsprobe 2>&1)" "alice nobody "
 in_her_set "root: runuser -u alice --" "$(unit_run runuser -u alice -- nsprobe 2>&1)" "alice nobody "
+since_rl=$(C date +%s.%N)
 rl=$(unit_run runuser -l alice -c nsprobe 2>&1)
 in_her_set "root: runuser -l alice -c" "$rl" "alice nobody "
 for svc in su su-l runuser runuser-l; do
@@ -104,10 +105,23 @@ done
 check "runuser -l: pam_systemd made a logind session: the command sits in its session-N.scope" \
     sh -c 'case "$1" in /../session-c*.scope) ;; *) exit 1 ;; esac' _ "$(field cg "$rl")"
 echo "# cgroups (as her cgroup namespace shows them): runuser -l: $(field cg "$rl")"
+echo "# runuser -l alice in the journal (pam_systemd, logind, the user manager, pam_nsjail):"
+C journalctl -q --no-pager -o short-precise -b --since "@$since_rl" |
+    grep -E 'runuser\[|systemd-logind|session-c[0-9]+\.scope|user@[0-9]+\.service|step=cgroup' |
+    sed 's/^[A-Z][a-z]* [0-9]* //; s/ error=.*/ error=.../' | head -20 | sed 's/^/#   /'
+# From root's own ssh login (how an admin runs su): pam_systemd finds
+# the caller in a session and makes none.
+C install -m600 /root/.ssh/id_ed25519.pub /root/.ssh/authorized_keys
+out=$(C ssh "${KEY[@]}" root@127.0.0.1 'nsprobe | sed -n "s/^cg=/rootcg=/p"; su alice -c nsprobe' 2>&1)
+in_her_set "root's ssh login: su alice -c" "$out" "alice nobody "
+check "root's ssh login: no new logind session, the command stays in root's session scope" \
+    sh -c 'case "$1" in */user-0.slice/session-c*.scope) ;; *) exit 1 ;; esac && [ "${1##*/}" = "${2##*/}" ]' _ \
+    "$(field rootcg "$out")" "$(field cg "$out")"
+echo "# cgroups: root's ssh login $(field rootcg "$out"); su alice -c from it (in her cgroup namespace): $(field cg "$out")"
 check "after su and runuser: no su or runuser process, alice's processes are her ssh login's only" \
     wait_for sh -c "! nsenter -t $BOOT_INIT -a pgrep -x su && ! nsenter -t $BOOT_INIT -a pgrep -x runuser && [ \"\$(nsenter -t $BOOT_INIT -a pgrep -u alice | sort)\" = '$before' ]"
 check "after su and runuser: logind ended their sessions (her ssh login's is the only one left)" wait_for one_session
-echo "# user@$uid_alice after su -l and runuser -l (pam_systemd starts it): $(C systemctl is-active "user@$uid_alice.service"); systemd-user lines: $(C journalctl -q --no-pager -o cat -b --since "@$since" | grep -c 'pam_nsjail(systemd-user:session): user=alice') ($(C journalctl -q --no-pager -o cat -b --since "@$since" | grep -o 'pam_nsjail(systemd-user:session): user=alice [^"]*' | sort -u | head -1))"
+echo "# user@$uid_alice after su, su -l and runuser -l (pam_systemd starts it): $(C systemctl is-active "user@$uid_alice.service"); pam_nsjail(systemd-user) lines: $(C journalctl -q --no-pager -o cat -b --since "@$since" | grep 'pam_nsjail(systemd-user:session): user=alice' | sed 's/ error=.*//' | sort | uniq -c)"
 C journalctl -q --no-pager -o cat -b --since "@$since" | grep -E 'pam_systemd' | sort | uniq -c | sed 's/^/# /'
 check_eq "control: su bob -c (exempt) runs in the host's namespaces" "$host" "$(field ns "$(unit_run su bob -c nsprobe 2>&1)")"
 check_eq "control: runuser -l bob (exempt) runs in the host's namespaces" "$host" "$(field ns "$(unit_run runuser -l bob -c nsprobe 2>&1)")"
