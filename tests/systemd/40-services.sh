@@ -94,7 +94,7 @@ since_rl=$(C date +%s.%N)
 rl=$(unit_run runuser -l alice -c nsprobe 2>&1)
 in_her_set "root: runuser -l alice -c" "$rl" "alice nobody "
 for svc in su su-l runuser runuser-l; do
-    check "$svc: one decision line naming the service, joined to her set (no warning)" \
+    check "$svc: the decision line names the service: joined to her set (no warning)" \
         journal_has "^pam_nsjail\($svc:session\): user=alice service=$svc policy=students action=joined set=u$uid_alice holder=[0-9]+$"
     check "$svc: the closing line (the set stays: her ssh login holds it)" \
         journal_has "^pam_nsjail\($svc:session\): user=alice service=$svc policy=students action=closed set=u$uid_alice set_ended=no sessions_left=1$"
