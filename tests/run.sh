@@ -78,7 +78,8 @@ if step "Debian 13 root (debootstrap, cached under $DEBIAN13_CACHE)" debian13_ro
     for script in tests/e2e/20-ssh.sh tests/e2e/30-failures.sh tests/e2e/45-audit.sh tests/e2e/86-subid-nsswitch.sh tests/e2e/90-services.sh; do
         run_e2e "$script" NSJAIL_ROOTFS=debian13
     done
-    # Debian 13 booted with systemd 257 (logind, pam_systemd, user@).
+    # Debian 13 booted with systemd 257 (logind, pam_systemd, user@; cron,
+    # su, runuser and login with pam_systemd in their stacks).
     for script in tests/systemd/*.sh; do
         run_e2e "$script"
     done

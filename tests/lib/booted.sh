@@ -17,6 +17,11 @@
 # systemd on the host), a tmpfs on /run, SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1
 # on a hybrid host, and must never be SIGKILLed (its systemd would survive,
 # orphaned): SIGTERM, and SIGKILL to the container's init as the fallback.
+# nspawn's seccomp filter denies pidfd_getfd (EPERM, whatever the fd) to
+# everything in the container: a login joining a set could not hand its
+# holder its pidfd (lifetime.rs), and every join would log "the set will
+# not end by itself ..." and the holder stop watching its openers, as on
+# no real host: --system-call-filter=pidfd_getfd allows it.
 
 BOOT_DIR=
 BOOT_CG=
@@ -92,7 +97,9 @@ boot_start() {
     BOOT_UNSHARE=$!
     for _ in $(seq 200); do
         BOOT_NSPAWN=$(pgrep -P "$BOOT_UNSHARE" -x systemd-nspawn)
-        [ -n "$BOOT_NSPAWN" ] && BOOT_INIT=$(pgrep -P "$BOOT_NSPAWN" | head -1)
+        # Its child that exec'd systemd: nspawn's short-lived outer child
+        # (comm systemd-nspawn) is its child too for a moment.
+        [ -n "$BOOT_NSPAWN" ] && BOOT_INIT=$(pgrep -P "$BOOT_NSPAWN" -x systemd | head -1)
         [ -n "$BOOT_INIT" ] && break
         sleep 0.05
     done

@@ -223,7 +223,9 @@ run_booted() {
     BOOT_UNSHARE=$!
     for _ in $(seq 200); do
         BOOT_NSPAWN=$(pgrep -P "$BOOT_UNSHARE" -x systemd-nspawn)
-        [ -n "$BOOT_NSPAWN" ] && BOOT_INIT=$(pgrep -P "$BOOT_NSPAWN" | head -1)
+        # Its child that exec'd systemd: nspawn's short-lived outer child
+        # (comm systemd-nspawn) is its child too for a moment.
+        [ -n "$BOOT_NSPAWN" ] && BOOT_INIT=$(pgrep -P "$BOOT_NSPAWN" -x systemd | head -1)
         [ -n "$BOOT_INIT" ] && break
         sleep 0.05
     done
