@@ -111,6 +111,13 @@ pub fn main(args: &[String]) -> CliResult {
             print!("{}", indent(&idmap::render(&plan.spec.uid_map)));
             println!("gid_map:");
             print!("{}", indent(&idmap::render(&plan.spec.gid_map)));
+            for g in &plan.shared {
+                println!(
+                    "lent group:  {} to every set, member or not: {}",
+                    g.describe(),
+                    g.why
+                );
+            }
             for w in &plan.warnings {
                 println!("warning:     {w}");
             }
@@ -129,6 +136,15 @@ pub fn main(args: &[String]) -> CliResult {
                     rec.holder.pid,
                     rec.sessions.len()
                 );
+                let lent = rec.lent_gids.as_deref().unwrap_or_default();
+                for g in session::SharedGroup::of_host() {
+                    if !lent.contains(&g.gid) {
+                        println!(
+                            "             does not lend {} (made before it was lent): crontab fails in it until it ends",
+                            g.describe()
+                        );
+                    }
+                }
             }
         }
     }
