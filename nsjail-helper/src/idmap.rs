@@ -1,5 +1,6 @@
 //! uid_map / gid_map construction (DESIGN §2). Host root is never mapped;
-//! the user's own ids (uid; primary and supplementary gids) map to
+//! the user's own ids (uid; primary and supplementary gids) and the
+//! groups lent to every set (`session::SharedGroup`: crontab) map to
 //! themselves; every other namespace id 1..count-1 maps into the user's
 //! subordinate range, with a hole wherever that would collide with an
 //! identity-mapped id on either side.

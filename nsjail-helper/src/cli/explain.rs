@@ -109,14 +109,35 @@ pub fn main(args: &[String]) -> CliResult {
             println!("subgid:      {}", range(plan.subgid));
             println!("uid_map:");
             print!("{}", indent(&idmap::render(&plan.spec.uid_map)));
-            println!("gid_map:");
-            print!("{}", indent(&idmap::render(&plan.spec.gid_map)));
+            // What H0 will do about the crontab view, tried the same way
+            // (as root; the view is made and dropped, never attached).
+            let mut gid_map = plan.spec.gid_map.clone();
+            let mut lent = Vec::new();
             for g in &plan.shared {
-                println!(
-                    "lent group:  {} to every set, member or not: {}",
-                    g.describe(),
-                    g.why
-                );
+                let usable = if nix::unistd::geteuid().is_root() {
+                    crate::nsset::crontab_usable(user.uid, g.gid)
+                } else {
+                    Ok(())
+                };
+                match usable {
+                    Ok(()) => lent.push(format!(
+                        "lent group:  {} to every set, member or not: {}",
+                        g.describe(),
+                        g.why
+                    )),
+                    Err(why) => {
+                        gid_map = crate::nsset::without_group(&gid_map, g.gid, &user.all_gids());
+                        lent.push(format!(
+                            "not lent:    {}: {why} (crontab fails inside a set)",
+                            g.describe()
+                        ));
+                    }
+                }
+            }
+            println!("gid_map:");
+            print!("{}", indent(&idmap::render(&gid_map)));
+            for line in lent {
+                println!("{line}");
             }
             for w in &plan.warnings {
                 println!("warning:     {w}");

@@ -265,9 +265,7 @@ fn create(spec: &SetSpec) -> Result<PendingHolder, SetError> {
     let mut gid_map = spec.gid_map.clone();
     if let Some(gid) = spec.crontab_gid {
         if let Err(why) = super::crontab::bind_idmapped(spec.owner.uid, gid) {
-            if !spec.owner.gids.contains(&gid) {
-                gid_map.retain(|l| !(l.inside == gid && l.outside == gid));
-            }
+            gid_map = super::without_group(&gid_map, gid, &spec.owner.gids);
             crate::log::log(
                 crate::log::Level::Warning,
                 &format!(

@@ -29,6 +29,7 @@ use std::fs;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 
+use crate::idmap::MapLine;
 use crate::sys::{self, Forked};
 
 /// The group the crontab program is setgid to (Debian's cron).
@@ -41,6 +42,28 @@ pub const PROGRAM: &std::ffi::CStr = c"/usr/bin/crontab";
 /// idmapped read-only view of itself in which its owner, root, is `uid`
 /// and group `gid` is itself. The error says which step failed.
 pub(super) fn bind_idmapped(uid: u32, gid: u32) -> Result<(), String> {
+    let tree = idmapped_view(uid, gid)?;
+    sys::move_mount_here(tree.as_fd(), PROGRAM)
+        .map_err(|e| format!("mount it on {}: {e}", PROGRAM.to_string_lossy()))
+}
+
+/// Whether `bind_idmapped` would succeed on this host, for `explain`
+/// (root, single-threaded): the same view, made and dropped unattached.
+pub fn check_usable(uid: u32, gid: u32) -> Result<(), String> {
+    idmapped_view(uid, gid).map(drop)
+}
+
+/// The gid map a set gets when the crontab view could not be made: the
+/// group taken out again, unless it is one of the user's own.
+pub fn without_group(map: &[MapLine], gid: u32, own: &[u32]) -> Vec<MapLine> {
+    map.iter()
+        .copied()
+        .filter(|l| own.contains(&gid) || !(l.inside == gid && l.outside == gid))
+        .collect()
+}
+
+/// A detached, checked, idmapped read-only copy of the mount of `PROGRAM`.
+fn idmapped_view(uid: u32, gid: u32) -> Result<OwnedFd, String> {
     let tree = sys::open_tree_clone(PROGRAM)
         .map_err(|e| format!("open {}: {e}", PROGRAM.to_string_lossy()))?;
     // Checked on the detached copy itself: what is bound is what was checked.
@@ -48,8 +71,7 @@ pub(super) fn bind_idmapped(uid: u32, gid: u32) -> Result<(), String> {
     let userns = idmap_userns(uid, gid).map_err(|e| format!("idmap user namespace: {e}"))?;
     sys::make_idmapped_readonly(tree.as_fd(), userns.as_fd())
         .map_err(|e| format!("make an idmapped mount of it: {e}"))?;
-    sys::move_mount_here(tree.as_fd(), PROGRAM)
-        .map_err(|e| format!("mount it on {}: {e}", PROGRAM.to_string_lossy()))
+    Ok(tree)
 }
 
 /// The program must be what the host's cron installs: a regular file of
@@ -114,5 +136,42 @@ fn idmap_userns(uid: u32, gid: u32) -> io::Result<OwnedFd> {
             let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
             result
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(inside: u32, outside: u32, count: u32) -> MapLine {
+        MapLine {
+            inside,
+            outside,
+            count,
+        }
+    }
+
+    #[test]
+    fn a_failed_view_takes_the_group_out_unless_it_is_hers() {
+        let map = [line(107, 107, 1), line(2001, 2001, 1), line(1, 200001, 106)];
+        assert_eq!(
+            without_group(&map, 107, &[2001]),
+            [line(2001, 2001, 1), line(1, 200001, 106)]
+        );
+        assert_eq!(without_group(&map, 107, &[2001, 107]), map, "her own group");
+    }
+
+    #[test]
+    fn only_a_root_owned_setgid_program_of_the_group_is_accepted() {
+        let path = std::env::temp_dir().join(format!("nsjail-crontab-{}", std::process::id()));
+        fs::write(&path, b"#!/bin/sh\n").expect("write");
+        let fd = OwnedFd::from(fs::File::open(&path).expect("open"));
+        let st = nix::sys::stat::fstat(&fd).expect("stat");
+        let err = check_program(&fd, st.st_gid).expect_err("not setgid, maybe not root's");
+        assert!(
+            err.contains("not owned by root") || err.contains("not setgid"),
+            "{err}"
+        );
+        let _ = fs::remove_file(&path);
     }
 }

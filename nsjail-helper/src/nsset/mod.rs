@@ -45,7 +45,7 @@ use crate::policy::{Namespace, Network, OnLogout, Propagation, Settings};
 use crate::procfs::ProcId;
 
 pub use create::create_main;
-pub use crontab::{GROUP as CRONTAB_GROUP, PROGRAM as CRONTAB_PROGRAM};
+pub use crontab::{check_usable as crontab_usable, without_group, GROUP as CRONTAB_GROUP};
 pub use forkjoin::{
     fork_into_set, fork_into_set_with, join_keeping_root, EndStatus, Ended, Forward,
 };
