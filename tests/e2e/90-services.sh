@@ -3,8 +3,9 @@
 # isolated user's session in her set (the set of her ssh logins under
 # share = "user"), exempt users stay on the host; login and atd, which
 # cannot work inside a set, refuse her with the reason; a failure in the
-# session's process never lets it run unconfined. Two cron rounds wait
-# for a minute boundary each (up to ~2 minutes in all).
+# session's process never lets it run unconfined. An isolated user edits
+# her crontab from her ssh login, in her set, and cron runs it there.
+# Two cron rounds wait for a minute boundary each (up to ~2 minutes in all).
 source "$(dirname "$0")/../lib/sandbox.sh"
 sandbox_enter "$@"
 
@@ -69,12 +70,16 @@ check_eq "crontab on a /usr without idmapped mounts: fails inside, the set does 
     "failed|0" "$([ "$(field rc "$out")" != 0 ] && echo failed)|$(field lent "$out")"
 check "crontab on such a /usr: H0 logs why" \
     log_has "crontab will not work in the new set of uid $uid_alice: make an idmapped mount of it"
+check "explain alice: the crontab group is not lent here, and why" sh -c \
+    "nsjail-helper explain alice | grep -q '^not lent:    crontab (gid $crontab_gid): make an idmapped mount of it'"
 wait_for no_set alice
 # Then /usr/bin/crontab served from a tmpfs (which has them), as it is.
 mkdir "$SB_DIR/crontab.fs"
 mount -t tmpfs -o mode=755 tmpfs "$SB_DIR/crontab.fs"
 cp -p /usr/bin/crontab "$SB_DIR/crontab.fs/crontab"
 mount --bind "$SB_DIR/crontab.fs/crontab" /usr/bin/crontab
+check "explain alice: the crontab group is lent, by name, and why" sh -c \
+    "nsjail-helper explain alice | grep -q '^lent group:  crontab (gid $crontab_gid) to every set, member or not: setgid group of the crontab program'"
 # An EDITOR for crontab -e: appends a line to the file it is given (and
 # moves its mtime on: crontab -e takes an unchanged mtime for no change).
 printf '%s\n' '#!/bin/sh' 'echo "# edited in the set" >>"$1"' 'touch -d "@$(($(date +%s) + 5))" "$1"' >/usr/local/bin/nsedit
