@@ -132,6 +132,29 @@ check_eq "alice cannot read carol's crontab, neither from the spool nor with cro
     "1|1" "$(field readcarol "$out")|$(field listcarol "$out")"
 check "the spool holds alice's table, hers, mode 600" \
     test "$(stat -c %U:%a /var/spool/cron/crontabs/alice)" = alice:600
+# What the lent group gives a process of hers *outside* the set, which owns
+# its user namespace and may take any gid it maps (SECURITY.md): the spool
+# without crontab's checks, still nothing of another user.
+outside_probe() { # GID FILE: enter her set's user namespace, take GID, append to FILE
+    setpriv --reuid alice --regid alice --clear-groups /usr/bin/python3 -c 'import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+libc.setns(os.open("/proc/%s/ns/user" % sys.argv[1], os.O_RDONLY), 0x10000000) == 0 or sys.exit("setns")
+libc.setresgid(*[int(sys.argv[2])] * 3) == 0 or sys.exit("setresgid")
+try:
+    open(sys.argv[3], "a").write("x"); print("wrote")
+except OSError:
+    print("write-denied")' "$(holder_of alice)" "$1" "$2" 2>&1
+}
+nsjail-helper run alice -- sleep 2 &
+run_pid=$!
+has_set() { [ -n "$(holder_of "$1")" ]; }
+wait_for has_set alice
+check_eq "outside her set alice can take the lent group: a file of hers in the spool (the known residue)" \
+    wrote "$(outside_probe "$crontab_gid" /var/spool/cron/crontabs/outside)"
+check_eq "...but not write carol's table with it" \
+    write-denied "$(outside_probe "$crontab_gid" /var/spool/cron/crontabs/carol)"
+rm -f /var/spool/cron/crontabs/outside
+wait "$run_pid"
 wait_for no_set alice
 cron -f -L 15 2>/run/nsjail-test/cron1.err &
 cron_pid=$!
