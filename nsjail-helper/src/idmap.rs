@@ -147,6 +147,16 @@ pub fn render_compact(lines: &[MapLine]) -> String {
         .join(" | ")
 }
 
+/// A map line, for tests.
+#[cfg(test)]
+pub(crate) fn line(inside: u32, outside: u32, count: u32) -> MapLine {
+    MapLine {
+        inside,
+        outside,
+        count,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -155,14 +165,6 @@ mod tests {
         start: 100000,
         count: 65536,
     };
-
-    fn line(inside: u32, outside: u32, count: u32) -> MapLine {
-        MapLine {
-            inside,
-            outside,
-            count,
-        }
-    }
 
     #[test]
     fn design_example_uid_map() {

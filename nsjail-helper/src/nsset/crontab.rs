@@ -142,14 +142,7 @@ fn idmap_userns(uid: u32, gid: u32) -> io::Result<OwnedFd> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn line(inside: u32, outside: u32, count: u32) -> MapLine {
-        MapLine {
-            inside,
-            outside,
-            count,
-        }
-    }
+    use crate::idmap::line;
 
     #[test]
     fn a_failed_view_takes_the_group_out_unless_it_is_hers() {
