@@ -1,5 +1,6 @@
 //! uid_map / gid_map construction (DESIGN §2). Host root is never mapped;
-//! the user's own ids (uid; primary and supplementary gids) map to
+//! the user's own ids (uid; primary and supplementary gids) and the
+//! groups lent to every set (`session::SharedGroup`: crontab) map to
 //! themselves; every other namespace id 1..count-1 maps into the user's
 //! subordinate range, with a hole wherever that would collide with an
 //! identity-mapped id on either side.
@@ -146,6 +147,16 @@ pub fn render_compact(lines: &[MapLine]) -> String {
         .join(" | ")
 }
 
+/// A map line, for tests.
+#[cfg(test)]
+pub(crate) fn line(inside: u32, outside: u32, count: u32) -> MapLine {
+    MapLine {
+        inside,
+        outside,
+        count,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,14 +165,6 @@ mod tests {
         start: 100000,
         count: 65536,
     };
-
-    fn line(inside: u32, outside: u32, count: u32) -> MapLine {
-        MapLine {
-            inside,
-            outside,
-            count,
-        }
-    }
 
     #[test]
     fn design_example_uid_map() {

@@ -69,6 +69,42 @@ pub fn move_mount_here(tree: BorrowedFd<'_>, to: &std::ffi::CStr) -> io::Result<
     Ok(())
 }
 
+/// `mount_setattr(2)` on the detached mount `tree` alone: read-only,
+/// nodev, and ids shown through the id maps of the user namespace
+/// `userns` (an idmapped mount).
+pub fn make_idmapped_readonly(tree: BorrowedFd<'_>, userns: BorrowedFd<'_>) -> io::Result<()> {
+    const MOUNT_ATTR_RDONLY: u64 = 0x1;
+    const MOUNT_ATTR_NODEV: u64 = 0x4;
+    const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
+    /// `struct mount_attr` of <linux/mount.h> (MOUNT_ATTR_SIZE_VER0).
+    #[repr(C)]
+    struct MountAttr {
+        attr_set: u64,
+        attr_clr: u64,
+        propagation: u64,
+        userns_fd: u64,
+    }
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NODEV | MOUNT_ATTR_IDMAP,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: userns.as_raw_fd() as u64,
+    };
+    // SAFETY: the path is a valid empty string, `attr` a live struct of
+    // the size passed, both for the call's duration.
+    cerr(unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    })?;
+    Ok(())
+}
+
 /// `pidfd_send_signal(2)`: signals exactly the process behind `pidfd`.
 pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, sig: i32) -> io::Result<()> {
     // SAFETY: plain syscall; a null siginfo pointer is documented as valid.

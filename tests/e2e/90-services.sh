@@ -3,8 +3,9 @@
 # isolated user's session in her set (the set of her ssh logins under
 # share = "user"), exempt users stay on the host; login and atd, which
 # cannot work inside a set, refuse her with the reason; a failure in the
-# session's process never lets it run unconfined. Two cron rounds wait
-# for a minute boundary each (up to ~2 minutes in all).
+# session's process never lets it run unconfined. An isolated user edits
+# her crontab from her ssh login, in her set, and cron runs it there.
+# Two cron rounds wait for a minute boundary each (up to ~2 minutes in all).
 source "$(dirname "$0")/../lib/sandbox.sh"
 sandbox_enter "$@"
 
@@ -56,6 +57,52 @@ in_her_set() {
         "$uid_alice||$users" "$(field id "$out")|$(field tmp "$out")|$(field users "$out")"
 }
 
+# ---- crontab inside her set (nsset/crontab.rs) ---------------------------------------------------
+# The program is root:crontab 2755; a set maps the crontab group and covers
+# the program with an idmapped view in which root shows as her, so the
+# kernel honours its setgid bit there. The sandbox's /usr is an overlay,
+# which has no idmapped mounts (a host's ext4, xfs or btrfs /usr has).
+# First what that means: the set is made without the bind or the group.
+crontab_gid=$(getent group crontab | cut -d: -f3)
+log_clear
+out=$(ssh_as alice 'crontab -l >/dev/null 2>&1; echo "rc=$?"; echo "lent=$(awk -v g='"$crontab_gid"' "\$1 == g && \$2 == g" /proc/self/gid_map | wc -l)"' 2>&1)
+check_eq "crontab on a /usr without idmapped mounts: fails inside, the set does not lend the group" \
+    "failed|0" "$([ "$(field rc "$out")" != 0 ] && echo failed)|$(field lent "$out")"
+check "crontab on such a /usr: H0 logs why" \
+    log_has "crontab will not work in the new set of uid $uid_alice: make an idmapped mount of it"
+check "explain alice: the crontab group is not lent here, and why" sh -c \
+    "nsjail-helper explain alice | grep -q '^not lent:    crontab (gid $crontab_gid): make an idmapped mount of it'"
+wait_for no_set alice
+# Then /usr/bin/crontab served from a tmpfs (which has them), as it is.
+mkdir "$SB_DIR/crontab.fs"
+mount -t tmpfs -o mode=755 tmpfs "$SB_DIR/crontab.fs"
+cp -p /usr/bin/crontab "$SB_DIR/crontab.fs/crontab"
+mount --bind "$SB_DIR/crontab.fs/crontab" /usr/bin/crontab
+check "explain alice: the crontab group is lent, by name, and why" sh -c \
+    "nsjail-helper explain alice | grep -q '^lent group:  crontab (gid $crontab_gid) to every set, member or not: setgid group of the crontab program'"
+# An EDITOR for crontab -e: appends a line to the file it is given (and
+# moves its mtime on: crontab -e takes an unchanged mtime for no change).
+printf '%s\n' '#!/bin/sh' 'echo "# edited in the set" >>"$1"' 'touch -d "@$(($(date +%s) + 5))" "$1"' >/usr/local/bin/nsedit
+chmod 755 /usr/local/bin/nsedit
+# crontab_in USER TABLE: USER in her ssh login installs TABLE (a file of
+# hers) with crontab FILE, lists it, edits it with crontab -e, and reports
+# what her login sees of the crontab group and the spool.
+crontab_in() {
+    ssh_as "$1" 'crontab ~/'"$2"'; echo "install=$?"
+        echo "listed=$(crontab -l 2>&1 | grep -c nsprobe)"
+        EDITOR=/usr/local/bin/nsedit crontab -e >/dev/null 2>&1; echo "edit=$?"
+        echo "edited=$(crontab -l 2>&1 | grep -c "edited in the set")"
+        echo "ingroup=$(id -G | tr " " "\n" | grep -cx '"$crontab_gid"')"
+        touch /var/spool/cron/crontabs/x 2>/dev/null; echo "touch=$?"
+        cat /var/spool/cron/crontabs/carol >/dev/null 2>&1; echo "readcarol=$?"
+        crontab -l -u carol >/dev/null 2>&1; echo "listcarol=$?"
+        echo "ns=$(for n in user mnt pid ipc net; do readlink /proc/self/ns/$n; done | tr "\n" " ")"' 2>&1
+}
+crontab_facts() {
+    local f
+    for f in install listed edit edited ingroup touch; do printf '%s=%s ' $f "$(field $f "$1")"; done
+}
+
 # ---- cron round 1: a job with no login open creates her set; it outlives a login -------------
 # next_minute: "MIN HOUR" of the next minute boundary at least 8 s away.
 next_minute() {
@@ -66,9 +113,49 @@ next_minute() {
 }
 read -r m h < <(next_minute)
 # (Each probe writes a file of its own and renames it: complete once seen.)
-printf '%s\n' "$m $h * * * /usr/local/bin/nsprobe >\$HOME/p 2>&1; mv \$HOME/p \$HOME/cron1.out; sleep 8; echo end >\$HOME/cron1.end" |
-    crontab -u alice -
-printf '%s\n' "$m $h * * * /usr/local/bin/nsprobe >\$HOME/p 2>&1; mv \$HOME/p \$HOME/cron1.out" | crontab -u carol -
+# Each user installs her table herself, in her ssh login: carol (exempt)
+# first, the control, so alice then has another user's crontab to try.
+printf '%s\n' "$m $h * * * /usr/local/bin/nsprobe >\$HOME/p 2>&1; mv \$HOME/p \$HOME/cron1.out; sleep 8; echo end >\$HOME/cron1.end" >/home/alice/cron1.tab
+printf '%s\n' "$m $h * * * /usr/local/bin/nsprobe >\$HOME/p 2>&1; mv \$HOME/p \$HOME/cron1.out" >/home/carol/cron1.tab
+chown alice: /home/alice/cron1.tab
+chown carol: /home/carol/cron1.tab
+out=$(crontab_in carol cron1.tab)
+check_eq "control: carol (exempt) installs, lists and edits her crontab in her login, on the host" \
+    "install=0 listed=1 edit=0 edited=1 ingroup=0 touch=1 |$host" "$(crontab_facts "$out")|$(field ns "$out")"
+out=$(crontab_in alice cron1.tab)
+check_eq "alice (isolated) installs, lists and edits her crontab in her login, in her set" \
+    "install=0 listed=1 edit=0 edited=1 " "$(crontab_facts "$out" | sed 's/ingroup.*//')"
+check_ne "alice's crontab ran in her set, not the host's namespaces" "$host" "$(field ns "$out")"
+check_eq "alice in her set is not in group crontab; cannot write the spool outside crontab" \
+    "ingroup=0 touch=1 " "$(crontab_facts "$out" | sed 's/.*ingroup/ingroup/')"
+check_eq "alice cannot read carol's crontab, neither from the spool nor with crontab -u" \
+    "1|1" "$(field readcarol "$out")|$(field listcarol "$out")"
+check "the spool holds alice's table, hers, mode 600" \
+    test "$(stat -c %U:%a /var/spool/cron/crontabs/alice)" = alice:600
+# What the lent group gives a process of hers *outside* the set, which owns
+# its user namespace and may take any gid it maps (SECURITY.md): the spool
+# without crontab's checks, still nothing of another user.
+outside_probe() { # GID FILE: enter her set's user namespace, take GID, append to FILE
+    setpriv --reuid alice --regid alice --clear-groups /usr/bin/python3 -c 'import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+libc.setns(os.open("/proc/%s/ns/user" % sys.argv[1], os.O_RDONLY), 0x10000000) == 0 or sys.exit("setns")
+libc.setresgid(*[int(sys.argv[2])] * 3) == 0 or sys.exit("setresgid")
+try:
+    open(sys.argv[3], "a").write("x"); print("wrote")
+except OSError:
+    print("write-denied")' "$(holder_of alice)" "$1" "$2" 2>&1
+}
+nsjail-helper run alice -- sleep 2 &
+run_pid=$!
+has_set() { [ -n "$(holder_of "$1")" ]; }
+wait_for has_set alice
+check_eq "outside her set alice can take the lent group: a file of hers in the spool (the known residue)" \
+    wrote "$(outside_probe "$crontab_gid" /var/spool/cron/crontabs/outside)"
+check_eq "...but not write carol's table with it" \
+    write-denied "$(outside_probe "$crontab_gid" /var/spool/cron/crontabs/carol)"
+rm -f /var/spool/cron/crontabs/outside
+wait "$run_pid"
+wait_for no_set alice
 cron -f -L 15 2>/run/nsjail-test/cron1.err &
 cron_pid=$!
 
@@ -123,6 +210,12 @@ check "cron: the closing line names cron" \
     log_has "pam_nsjail\(cron:session\): user=alice service=cron policy=students action=closed set=u$uid_alice set_ended=yes"
 WAIT_TRIES=100 wait_for test -s /home/carol/cron1.out
 check_eq "control: carol's cron job runs in the host namespaces" "$host" "$(field ns "$(cat /home/carol/cron1.out)")"
+for u in alice carol; do
+    out=$(ssh_as $u 'crontab -r; echo "rc=$?"; crontab -l >/dev/null 2>&1; echo "after=$?"' 2>&1)
+    check_eq "$u removes her crontab with crontab -r in her login" "0|1" "$(field rc "$out")|$(field after "$out")"
+done
+check "crontab -r left no table of alice or carol in the spool" \
+    test ! -e /var/spool/cron/crontabs/alice -a ! -e /var/spool/cron/crontabs/carol
 
 # ---- cron round 2 (scheduled now): failures in the job's process ------------------------------
 # A failpoints build of the module, for cron only: the join fails in the

@@ -109,8 +109,36 @@ pub fn main(args: &[String]) -> CliResult {
             println!("subgid:      {}", range(plan.subgid));
             println!("uid_map:");
             print!("{}", indent(&idmap::render(&plan.spec.uid_map)));
+            // What H0 will do about the crontab view, tried the same way
+            // (as root; the view is made and dropped, never attached).
+            let mut gid_map = plan.spec.gid_map.clone();
+            let mut lent = Vec::new();
+            for g in &plan.shared {
+                let usable = if nix::unistd::geteuid().is_root() {
+                    crate::nsset::crontab_usable(user.uid, g.gid)
+                } else {
+                    Ok(())
+                };
+                match usable {
+                    Ok(()) => lent.push(format!(
+                        "lent group:  {} to every set, member or not: {}",
+                        g.describe(),
+                        g.why
+                    )),
+                    Err(why) => {
+                        gid_map = crate::nsset::without_group(&gid_map, g.gid, &user.all_gids());
+                        lent.push(format!(
+                            "not lent:    {}: {why} (crontab fails inside a set)",
+                            g.describe()
+                        ));
+                    }
+                }
+            }
             println!("gid_map:");
-            print!("{}", indent(&idmap::render(&plan.spec.gid_map)));
+            print!("{}", indent(&idmap::render(&gid_map)));
+            for line in lent {
+                println!("{line}");
+            }
             for w in &plan.warnings {
                 println!("warning:     {w}");
             }
@@ -129,6 +157,15 @@ pub fn main(args: &[String]) -> CliResult {
                     rec.holder.pid,
                     rec.sessions.len()
                 );
+                let lent = rec.lent_gids.as_deref().unwrap_or_default();
+                for g in session::SharedGroup::of_host() {
+                    if !lent.contains(&g.gid) {
+                        println!(
+                            "             does not lend {} (made before it was lent): crontab fails in it until it ends",
+                            g.describe()
+                        );
+                    }
+                }
             }
         }
     }

@@ -258,6 +258,23 @@ fn create(spec: &SetSpec) -> Result<PendingHolder, SetError> {
     //     so one user can neither take the host's ptys from everyone else
     //     nor see other users' terminals (and when they last typed).
     super::ptys::mount_own_devpts(spec.max_ptys)?;
+    // 4e. crontab: an idmapped view of the program in which its setgid
+    //     bit works (crontab.rs). If that cannot be made, the set does not
+    //     lend the group at all (unless it is one of hers anyway): a login
+    //     still works, only crontab fails inside, as it did before.
+    let mut gid_map = spec.gid_map.clone();
+    if let Some(gid) = spec.crontab_gid {
+        if let Err(why) = super::crontab::bind_idmapped(spec.owner.uid, gid) {
+            gid_map = super::without_group(&gid_map, gid, &spec.owner.gids);
+            crate::log::log(
+                crate::log::Level::Warning,
+                &format!(
+                    "crontab will not work in the new set of uid {}: {why}; the set does not map the crontab group (gid {gid})",
+                    spec.owner.uid
+                ),
+            );
+        }
+    }
     if cgroup {
         // Read-only: the set's processes only look at their own subtree
         // (a v1 tree would show every other user's groups).
@@ -302,13 +319,14 @@ fn create(spec: &SetSpec) -> Result<PendingHolder, SetError> {
             drop(holder_exe);
             drop(openers);
             failpoint("h0-after-fork");
-            let result = finish_holder(spec, ready_r, go_w).map(|(ready, go)| PendingHolder {
-                pid: holder,
-                ready,
-                go,
-                unit,
-                lease,
-            });
+            let result =
+                finish_holder(spec, &gid_map, ready_r, go_w).map(|(ready, go)| PendingHolder {
+                    pid: holder,
+                    ready,
+                    go,
+                    unit,
+                    lease,
+                });
             if result.is_err() {
                 let _ = kill(Pid::from_raw(holder), Signal::SIGKILL);
                 let _ = nix::sys::wait::waitpid(Pid::from_raw(holder), None);
@@ -417,6 +435,7 @@ fn mount_tmpfs(dir: &Path, flags: MsFlags, data: &str) -> Result<(), SetError> {
 /// id maps, lets it go on and waits until it is ready.
 fn finish_holder(
     spec: &SetSpec,
+    gid_map: &[idmap::MapLine],
     ready_r: OwnedFd,
     go_w: OwnedFd,
 ) -> Result<(File, File), SetError> {
@@ -432,8 +451,7 @@ fn finish_holder(
     fs::write("/proc/1/uid_map", idmap::render(&spec.uid_map))
         .map_err(step_err("write uid_map"))?;
     fs::write("/proc/1/setgroups", "deny").map_err(step_err("write setgroups"))?;
-    fs::write("/proc/1/gid_map", idmap::render(&spec.gid_map))
-        .map_err(step_err("write gid_map"))?;
+    fs::write("/proc/1/gid_map", idmap::render(gid_map)).map_err(step_err("write gid_map"))?;
     failpoint("h0-after-maps");
     go.write_all(b"G").map_err(step_err("release holder"))?;
     read_token(&mut ready, b'R', "holder: sanitise")?;

@@ -24,6 +24,7 @@
 #![forbid(unsafe_code)]
 
 mod create;
+mod crontab;
 mod forkjoin;
 mod holder;
 mod join;
@@ -45,6 +46,7 @@ use crate::procfs::ProcId;
 
 pub use create::create_main;
 pub(crate) use create::mount_cgroup_view;
+pub use crontab::{check_usable as crontab_usable, without_group, GROUP as CRONTAB_GROUP};
 pub use forkjoin::{
     fork_into_set, fork_into_set_with, join_keeping_root, EndStatus, Ended, Forward,
 };
@@ -87,6 +89,10 @@ pub struct SetSpec {
     /// The user's resource limits: H0 puts the set's scope in the user's
     /// limited slice (`limits/`). Empty: the scope stays in `user-UID.slice`.
     pub limits: crate::limits::Limits,
+    /// The host's crontab group, identity-mapped in `gid_map`: H0 covers
+    /// the crontab program with an idmapped view in which it works
+    /// (`crontab.rs`), or takes the group out of the map again.
+    pub crontab_gid: Option<u32>,
 }
 
 /// The SysV IPC limits of a set's ipc namespace (the kernel's own are
@@ -173,6 +179,7 @@ impl SetSpec {
             },
             max_ptys: settings.bounds.max_ptys,
             limits: settings.limits,
+            crontab_gid: None,
         }
     }
 

@@ -85,6 +85,9 @@ impl SetSpec {
         if !self.limits.is_empty() {
             args.extend(["--limits".into(), self.limits.to_arg().into()]);
         }
+        if let Some(gid) = self.crontab_gid {
+            args.extend(["--crontab-gid".into(), gid.to_string().into()]);
+        }
         args
     }
 
@@ -114,6 +117,7 @@ impl SetSpec {
             ipc: super::IpcLimits::default(),
             max_ptys: crate::policy::DEFAULT_MAX_PTYS,
             limits: crate::limits::Limits::default(),
+            crontab_gid: None,
         };
         let mut allow_host = Vec::new();
         let mut it = args.iter();
@@ -171,6 +175,13 @@ impl SetSpec {
                     spec.limits = crate::limits::Limits::from_arg(value()?)
                         .map_err(|e| format!("--limits: {e}"))?
                 }
+                "--crontab-gid" => {
+                    spec.crontab_gid = Some(
+                        value()?
+                            .parse()
+                            .map_err(|e| format!("--crontab-gid: {e}"))?,
+                    )
+                }
                 other => return Err(format!("unknown argument {other}")),
             }
         }
@@ -186,6 +197,18 @@ impl SetSpec {
         }
         check_map("uid", &spec.uid_map)?;
         check_map("gid", &spec.gid_map)?;
+        if let Some(gid) = spec.crontab_gid {
+            // Only a group the map already holds as itself, never root's.
+            let identity = spec
+                .gid_map
+                .iter()
+                .any(|l| l.inside == gid && l.outside == gid && l.count == 1);
+            if gid == 0 || !identity {
+                return Err(format!(
+                    "--crontab-gid {gid}: not a group the gid map holds as itself"
+                ));
+            }
+        }
         for dir in &spec.private_tmp {
             let text = dir.to_str().ok_or("private dir is not UTF-8")?;
             if let Some(why) = crate::policy::private_dir_problem(text) {
@@ -419,6 +442,7 @@ mod tests {
                 cpu_quota: Some(150),
                 ..Default::default()
             },
+            crontab_gid: Some(5),
         };
         let args: Vec<String> = spec.to_args()[1..]
             .iter()
@@ -483,6 +507,13 @@ mod tests {
             &[],
         ));
         assert!(ok.is_ok(), "{ok:?}");
+        let crontab = SetSpec::from_args(&args(
+            "1001:1002:1002",
+            "1001:1001:1",
+            "107:107:1,1002:1002:1",
+            &["--crontab-gid", "107"],
+        ));
+        assert_eq!(crontab.map(|s| s.crontab_gid), Ok(Some(107)));
         for (user, uid_map, gid_map, extra, why) in [
             (
                 "1001:1002:",
@@ -533,6 +564,20 @@ mod tests {
                 "1002:1002:1",
                 &["--tmp-size", "0"],
                 "tmp size 0",
+            ),
+            (
+                "1001:1002:",
+                "1001:1001:1",
+                "1002:1002:1,1:100001:100",
+                &["--crontab-gid", "107"],
+                "not a group the gid map holds as itself",
+            ),
+            (
+                "1001:1002:",
+                "1001:1001:1",
+                "1002:1002:1,0:0:1",
+                &["--crontab-gid", "0"],
+                "maps host root",
             ),
         ] {
             let err = SetSpec::from_args(&args(user, uid_map, gid_map, extra)).expect_err(why);

@@ -175,6 +175,10 @@ pub trait Host {
     fn limits_support(&self, limits: &Limits) -> Result<(), String> {
         crate::limits::support(limits, Path::new(paths::CGROUP))
     }
+    /// The groups every set lends, member or not (`SharedGroup`).
+    fn shared_groups(&self) -> Vec<super::SharedGroup> {
+        super::SharedGroup::of_host()
+    }
 }
 
 /// The real system: NSS, `/etc`, the registry under `/run/pam_nsjail`,
@@ -585,6 +589,7 @@ pub fn login(host: &dyn Host, req: &LoginRequest<'_>) -> Outcome {
             etc: host.etc(),
             creator: host.creator(),
             opener: req.opener,
+            shared: &host.shared_groups(),
         },
     ) {
         Ok(o) => o,

@@ -94,7 +94,44 @@ pub struct Plan {
     pub subgid: Option<SubRange>,
     /// Where the ranges came from (`subid::Source::describe`).
     pub subid_source: String,
+    /// Groups the gid map holds as themselves though she need not be in
+    /// them (see `SharedGroup`).
+    pub shared: Vec<SharedGroup>,
     pub warnings: Vec<String>,
+}
+
+/// A host group every isolated user's set maps as itself, member or not,
+/// because one setgid program of the host needs it to work inside: today
+/// only Debian's `crontab` (setgid `crontab`, to write the cron spool).
+/// The group is usable inside only through that program (no capability in
+/// the set; `nsset/crontab.rs`; SECURITY.md says what it grants).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SharedGroup {
+    pub name: String,
+    pub gid: u32,
+    /// Why it is lent, for `explain` and the logs.
+    pub why: &'static str,
+}
+
+impl SharedGroup {
+    /// The shared groups of this host, looked up by name through NSS
+    /// (a group that does not exist is simply not lent).
+    pub fn of_host() -> Vec<SharedGroup> {
+        let name = nsset::CRONTAB_GROUP;
+        match nix::unistd::Group::from_name(name) {
+            Ok(Some(g)) if g.gid.as_raw() != 0 => vec![SharedGroup {
+                name: name.to_owned(),
+                gid: g.gid.as_raw(),
+                why: "setgid group of the crontab program, so crontab works in the set (it lets that program write the cron spool)",
+            }],
+            _ => Vec::new(),
+        }
+    }
+
+    /// Human form: `crontab (gid 107)`.
+    pub fn describe(&self) -> String {
+        format!("{} (gid {})", self.name, self.gid)
+    }
 }
 
 /// Computes the id maps and mounts for `user` (sub-ids from the source
@@ -106,7 +143,19 @@ pub struct Plan {
 /// outside the set may enter it and take any id it maps: the host's tty
 /// group, which owns every terminal, is deliberately not mapped (her
 /// login pty shows as `nogroup` inside, and works).
+/// The host's crontab group (`SharedGroup`) is mapped as well: lent to
+/// every set for the crontab program alone.
 pub fn plan(user: &UserInfo, settings: &Settings, etc: &Path) -> Result<Plan, SessionError> {
+    plan_with(user, settings, etc, SharedGroup::of_host())
+}
+
+/// `plan` with the shared groups given (tests).
+pub fn plan_with(
+    user: &UserInfo,
+    settings: &Settings,
+    etc: &Path,
+    shared: Vec<SharedGroup>,
+) -> Result<Plan, SessionError> {
     let mut gids = user.all_gids();
     gids.sort_unstable();
     gids.dedup();
@@ -121,21 +170,34 @@ pub fn plan(user: &UserInfo, settings: &Settings, etc: &Path) -> Result<Plan, Se
     let subuid = range(subid::Which::Uid, &uids)?;
     let subgid = range(subid::Which::Gid, &gids)?;
     let uid_map = idmap::build(&uids, subuid).map_err(|e| SessionError::Map(e.to_string()))?;
-    let gid_map = idmap::build(&gids, subgid).map_err(|e| SessionError::Map(e.to_string()))?;
+    // Her sub range is checked against her own groups only: a shared
+    // group inside it just becomes one more hole in the map.
+    let mapped: Vec<u32> = gids
+        .iter()
+        .copied()
+        .chain(shared.iter().map(|g| g.gid))
+        .collect();
+    let gid_map = idmap::build(&mapped, subgid).map_err(|e| SessionError::Map(e.to_string()))?;
+    let mut spec = SetSpec::new(
+        nsset::Identity {
+            uid: user.uid,
+            gid: user.gid,
+            gids: user.all_gids(),
+        },
+        settings,
+        uid_map,
+        gid_map,
+    );
+    spec.crontab_gid = shared
+        .iter()
+        .find(|g| g.name == nsset::CRONTAB_GROUP)
+        .map(|g| g.gid);
     Ok(Plan {
-        spec: SetSpec::new(
-            nsset::Identity {
-                uid: user.uid,
-                gid: user.gid,
-                gids: user.all_gids(),
-            },
-            settings,
-            uid_map,
-            gid_map,
-        ),
+        spec,
         subuid,
         subgid,
         subid_source: found.source.describe(etc),
+        shared,
         warnings: found.warnings,
     })
 }
@@ -181,6 +243,8 @@ pub struct OpenRequest<'a> {
     pub creator: &'a dyn SetCreator,
     /// The process that will call `close` (sshd's monitor, `run`, …).
     pub opener: ProcId,
+    /// The groups a set lends to every user (`SharedGroup::of_host`).
+    pub shared: &'a [SharedGroup],
 }
 
 /// Creates or joins the user's set under the per-user lock and records
@@ -202,7 +266,7 @@ pub fn open(reg: &Registry, req: &OpenRequest<'_>) -> Result<Opened, SessionErro
             if let Some(holder) = reg.attach(&rec) {
                 reg.prune_sessions(&mut rec);
                 log_oom_kills(reg, &rec);
-                if let Some(gids) = no_longer_hers(&rec, req.user) {
+                if let Some(gids) = no_longer_hers(&rec, req.user, req.shared) {
                     if !rec.sessions.is_empty() {
                         return Err(SessionError::Stale {
                             gids,
@@ -267,16 +331,26 @@ pub fn open(reg: &Registry, req: &OpenRequest<'_>) -> Result<Opened, SessionErro
     create(reg, req)
 }
 
-/// The gids `rec`'s set lends that `user` is no longer in (a record of an
-/// older version: the tty group, unknown), or `None` if it lends only
-/// her own groups. Joining such a set would keep lending them for as long
-/// as her logins keep it alive.
-fn no_longer_hers(rec: &SetRecord, user: &UserInfo) -> Option<Vec<u32>> {
+/// The gids `rec`'s set lends that `user` is no longer in and that are
+/// not lent to every set (`shared`, the crontab group), or (a record of
+/// an older version: the tty group, unknown), or `None` if it lends only
+/// those. Joining such a set would keep lending them for as long as her
+/// logins keep it alive.
+///
+/// A set made before the crontab group was shared does not lend it: it
+/// is joined all the same (it lends less; only crontab fails in it, until
+/// her last login ends it and the next one makes a new set), never
+/// ended under her running logins or lingering jobs for that.
+fn no_longer_hers(rec: &SetRecord, user: &UserInfo, shared: &[SharedGroup]) -> Option<Vec<u32>> {
     let Some(lent) = &rec.lent_gids else {
         return Some(Vec::new());
     };
     let hers = user.all_gids();
-    let gone: Vec<u32> = lent.iter().copied().filter(|g| !hers.contains(g)).collect();
+    let gone: Vec<u32> = lent
+        .iter()
+        .copied()
+        .filter(|g| !hers.contains(g) && !shared.iter().any(|s| s.gid == *g))
+        .collect();
     (!gone.is_empty()).then_some(gone)
 }
 
@@ -313,7 +387,7 @@ fn create(reg: &Registry, req: &OpenRequest<'_>) -> Result<Opened, SessionError>
             policy: req.policy.to_owned(),
         });
     }
-    let plan = plan(req.user, req.settings, req.etc)?;
+    let plan = plan_with(req.user, req.settings, req.etc, req.shared.to_vec())?;
     let links_before = match plan.spec.private_net {
         Some(_) => crate::net::live_indices(),
         None => Vec::new(),

@@ -86,6 +86,8 @@ struct FakeHost {
     case_insensitive: Cell<bool>,
     /// The opening process' threads, as `Host::threads` reports them.
     threads: Cell<usize>,
+    /// What `Host::shared_groups` reports (none unless a test sets it).
+    shared: RefCell<Vec<SharedGroup>>,
 }
 
 const POLICY: &str = r#"
@@ -144,6 +146,7 @@ impl FakeHost {
             threads: Cell::new(1),
             creator: FakeCreator::default(),
             case_insensitive: Cell::new(false),
+            shared: RefCell::new(Vec::new()),
         }
     }
 
@@ -201,6 +204,10 @@ impl Host for FakeHost {
 
     fn etc(&self) -> &Path {
         &self.etc
+    }
+
+    fn shared_groups(&self) -> Vec<SharedGroup> {
+        self.shared.borrow().clone()
     }
 
     fn creator(&self) -> &dyn SetCreator {
@@ -389,6 +396,127 @@ fn a_set_maps_only_her_own_ids_never_the_tty_group() {
         .expect("read")
         .expect("record");
     assert_eq!(rec.lent_gids, Some(vec![2001, 3000]));
+}
+
+fn crontab_group(gid: u32) -> SharedGroup {
+    SharedGroup {
+        name: "crontab".into(),
+        gid,
+        why: "test",
+    }
+}
+
+fn identity_ids(map: &[crate::idmap::MapLine]) -> Vec<u32> {
+    map.iter()
+        .filter(|l| l.inside == l.outside)
+        .map(|l| l.outside)
+        .collect()
+}
+
+#[test]
+fn every_set_maps_the_crontab_group_though_she_is_not_in_it() {
+    let host = FakeHost::new("crontab");
+    *host.shared.borrow_mut() = vec![crontab_group(107)];
+    alice_in_extra(&host, true);
+    let (mut first, first_id) = other_opener();
+    placed(login(&host, &request("alice", App::Sshd, first_id)));
+    let spec = host.creator.specs.borrow()[0].clone();
+    assert_eq!(identity_ids(&spec.gid_map), [107, 2001, 3000]);
+    assert_eq!(
+        spec.crontab_gid,
+        Some(107),
+        "H0 is asked for the crontab bind"
+    );
+    assert_eq!(
+        identity_ids(&spec.uid_map),
+        [2001],
+        "never root, for any program"
+    );
+    assert_eq!(spec.owner.gids, [2001, 3000], "she is not made a member");
+    let reg = host.registry();
+    let rec = reg.read("u2001").expect("read").expect("record");
+    assert_eq!(rec.lent_gids, Some(vec![107, 2001, 3000]));
+    // The lent group is not hers, yet the set is joined: it is lent to
+    // everyone, not for a membership she could lose.
+    let joined = placed(login(&host, &request("alice", App::Sshd, me())));
+    assert!(!joined.opened.created, "joined, not refused as stale");
+    close(&reg, 2001, "u2001", me().pid).expect("close");
+    stop_user(&reg, 2001).expect("stop");
+    let _ = first.kill();
+    let _ = first.wait();
+}
+
+#[test]
+fn no_crontab_group_no_crontab_mapping() {
+    let host = FakeHost::new("nocrontab");
+    placed(login(&host, &request("alice", App::Sshd, me())));
+    let spec = host.creator.specs.borrow()[0].clone();
+    assert_eq!(identity_ids(&spec.gid_map), [2001]);
+    assert_eq!(spec.crontab_gid, None);
+    close(&host.registry(), 2001, "u2001", me().pid).expect("close");
+}
+
+#[test]
+fn the_crontab_group_may_be_hers_or_inside_her_sub_range() {
+    let host = FakeHost::new("crontabclash");
+    let alice = user("alice", 2001, "students", 2001);
+    let settings = Settings::default();
+    // Her own primary group: one identity line, not two.
+    let plan = plan_with(&alice, &settings, &host.etc, vec![crontab_group(2001)]).expect("plan");
+    assert_eq!(identity_ids(&plan.spec.gid_map), [2001]);
+    assert_eq!(plan.spec.crontab_gid, Some(2001));
+    // Inside her sub range (200000+65536): a hole where the range would
+    // map to it, her range still accepted (checked against her own ids).
+    let plan = plan_with(&alice, &settings, &host.etc, vec![crontab_group(200005)]).expect("plan");
+    let map = &plan.spec.gid_map;
+    assert_eq!(identity_ids(map), [2001, 200005]);
+    for l in map.iter().filter(|l| l.inside != l.outside) {
+        let outside = u64::from(l.outside)..u64::from(l.outside) + u64::from(l.count);
+        assert!(!outside.contains(&200005), "{l:?} maps it twice");
+        let inside = u64::from(l.inside)..u64::from(l.inside) + u64::from(l.count);
+        assert!(
+            !inside.contains(&2001) && !inside.contains(&200005),
+            "{l:?}"
+        );
+    }
+    assert!(map.contains(&crate::idmap::MapLine {
+        inside: 1,
+        outside: 200001,
+        count: 4
+    }));
+}
+
+#[test]
+fn old_sets_without_the_crontab_group_are_joined_a_removed_one_is_not() {
+    let host = FakeHost::new("crontabold");
+    host.set_policy(&format!("{POLICY}on_logout = \"linger\"\n"));
+    let (mut first, first_id) = other_opener();
+    placed(login(&host, &request("alice", App::Sshd, first_id)));
+    let reg = host.registry();
+    let rec = reg.read("u2001").expect("read").expect("record");
+    assert_eq!(rec.lent_gids, Some(vec![2001]));
+    // The host now shares the crontab group: a set made before lends
+    // less, and is joined.
+    *host.shared.borrow_mut() = vec![crontab_group(107)];
+    let joined = placed(login(&host, &request("alice", App::Sshd, me())));
+    assert!(!joined.opened.created);
+    close(&reg, 2001, "u2001", me().pid).expect("close");
+    stop_user(&reg, 2001).expect("stop");
+    let _ = first.wait();
+    // A set that lends gid 107, on a host where 107 is no longer the
+    // crontab group (renumbered, or cron removed): lending it is no
+    // longer justified, so it counts as a group she has left.
+    let (mut second, second_id) = other_opener();
+    placed(login(&host, &request("alice", App::Sshd, second_id)));
+    *host.shared.borrow_mut() = vec![crontab_group(108)];
+    let error = refused_error(login(&host, &request("alice", App::Sshd, me())));
+    assert!(
+        error.contains("maps gid(s) 107 she is no longer a member of"),
+        "{error}"
+    );
+    stop_user(&reg, 2001).expect("stop");
+    let _ = second.kill();
+    let _ = second.wait();
 }
 
 #[test]
