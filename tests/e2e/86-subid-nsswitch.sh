@@ -7,10 +7,17 @@
 source "$(dirname "$0")/../lib/sandbox.sh"
 sandbox_enter "$@"
 
-maps_of() { ssh_as "$1" 'cat /proc/self/uid_map /proc/self/gid_map' 2>&1 | tr -s ' ' | tr '\n' '|'; }
+# Each map's lines sorted: the kernel shows a map of more than five lines
+# sorted by inside id, explain in the order they are written.
+own_maps='for m in uid_map gid_map; do sed "s/^ *//" /proc/self/$m | tr -s " " | sort -n; echo -; done'
+maps_of() { ssh_as "$1" "$own_maps" 2>&1 | tr '\n' '|'; }
 explain_maps() {
-    nsjail-helper explain "$1" 2>&1 | awk '/^[ug]id_map:/ {m = 1; next} /^[^ ]/ {m = 0} m' |
-        tr -s ' ' | tr '\n' '|'
+    local out m
+    out=$(nsjail-helper explain "$1" 2>&1)
+    for m in uid_map gid_map; do
+        awk -v m="^$m:" '$0 ~ m {on = 1; next} /^[^ ]/ {on = 0} on' <<<"$out" | sed 's/^ *//' | tr -s ' ' | sort -n
+        echo -
+    done | tr '\n' '|'
 }
 refused() { ! ssh_as "$1" 'echo IN' 2>/dev/null | grep -q IN; }
 set_subid_line() {
@@ -47,7 +54,7 @@ ssh_as alice 'exec sleep 4' &
 hold=$!
 wait_for nsjail-helper enter alice -- true
 check_eq "libsubid: alice's login gets the same uid and gid maps as with the files" \
-    "$files_maps" "$(nsjail-helper enter alice -- cat /proc/self/uid_map /proc/self/gid_map | tr -s ' ' | tr '\n' '|')"
+    "$files_maps" "$(nsjail-helper enter alice -- sh -c "$own_maps" | tr '\n' '|')"
 check "libsubid: the login was isolated" log_has "user=alice service=sshd policy=students action=isolated"
 # The module asked the helper: libsubid is not loaded into sshd's monitor.
 # (sshd up to 9.7: "sshd: alice [priv]"; 9.8 on: "sshd-session: alice [priv]").
