@@ -71,17 +71,24 @@ next_minute() {
     [ $((t - now)) -lt 10 ] && t=$((t + 60))
     vm_ssh "date -d @$t +'%-M %-H'"
 }
+# Each job sleeps until the test has read its cgroups and kills it: short
+# sleeps raced the reads (the emulated VM answers an ssh in ~0.3 s).
+jobs=(alice:3209 bob:3207 carol:3205)
 read -r m h < <(next_minute)
-for u in alice:9 bob:7 carol:5; do
+for u in "${jobs[@]}"; do
     vm_ssh "f=/var/spool/cron/crontabs/${u%:*}
         echo '$m $h * * * cat /proc/self/cgroup >\$HOME/p; mv \$HOME/p \$HOME/cron.out; exec sleep ${u#*:}' >\$f
         chown ${u%:*}:crontab \$f && chmod 600 \$f && touch /var/spool/cron/crontabs"
 done
 declare -A CG
-for u in alice:9 bob:7 carol:5; do
-    WAIT_TRIES=600 wait_for vm_ssh "pgrep -fx 'sleep ${u#*:}'"
+for u in "${jobs[@]}"; do
+    WAIT_TRIES=600 wait_for vm_ssh "pgrep -fx 'sleep ${u#*:}'" ||
+        echo "# ${u%:*}'s job did not start"
+done
+for u in "${jobs[@]}"; do
     CG[${u%:*}]=$(cg_of "sleep ${u#*:}" | tr '\n' ' ' | sed 's/ $//')
 done
+vm_ssh "pkill -x -f 'sleep (3209|3207|3205)'"
 cg_alice=${CG[alice]} cg_bob=${CG[bob]} cg_carol=${CG[carol]}
 echo "# cron jobs (the job, its relay): alice: $cg_alice; bob: $cg_bob; carol: $cg_carol"
 check_eq "cron, alice (login open): the job and its relay sit in her set's scope, under her limits" \
