@@ -9,17 +9,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 RUNS=${RUNS:-${1:-30}}
-if [ -z "${NSJAIL_SANDBOX:-}" ]; then
-    [ "$(id -u)" = 0 ] || { echo "bench: run as root" >&2; exit 1; }
-    for pkg in iperf3 nftables conntrack iproute2 python3; do
-        dpkg -s "$pkg" >/dev/null 2>&1 || {
-            apt-get update -qq
-            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$pkg" >/dev/null
-        }
-    done
-    cargo build --release --locked --quiet
-    mkdir -p docs
-fi
+source tests/bench/prepare.sh
+bench_prepare iperf3 nftables conntrack iproute2 python3
 export RUNS
 source tests/lib/sandbox.sh
 sandbox_enter "$@"
