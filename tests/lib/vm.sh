@@ -172,6 +172,7 @@ vm_start() {
     start=$SECONDS
     qemu-system-x86_64 -machine q35,accel=tcg -cpu max -smp 2 -m "$VM_MEM" \
         -display none -no-reboot -serial "file:$VM_DIR/console.log" -monitor none \
+        -serial "unix:$VM_DIR/ttyS1.sock,server=on,wait=off" \
         -kernel "$img/vmlinux" -initrd "$img/initrd.img" \
         -append "$append" \
         -drive "file=$VM_DIR/overlay.qcow2,if=virtio,format=qcow2,cache=unsafe" \

@@ -4,7 +4,7 @@
 # the stacks, the set with a cgroup namespace (the lab's default policy).
 # With the lines `nsjail-helper audit --fix` prints applied: cron jobs, su,
 # su -l, runuser -u and runuser -l of alice (isolated) run in her set;
-# login refuses her with the reason and leaves nothing; bob (exempt) is the
+# login and atd refuse her with the reason and leave nothing; bob (exempt) is the
 # control through the same services. Also shown: where the cron job sits
 # in cgroups, a job with no login open creating its set and ending it, and
 # a policy with limits refusing a job here (this lab has no cgroup
@@ -86,6 +86,22 @@ check "login refusal: no set, no login process, no process of alice, no logind s
 out=$(C python3 /usr/local/lib/ptydrive.py - "nsprobe; exit" -- login -f bob 2>&1)
 check_eq "control: login -f bob (exempt) runs in the host's namespaces" "$host" "$(field ns "$out")"
 check "control: bob's login shell sees the host's /tmp" sh -c 'printf "%s" "$1" | grep -q "^tmp=.*host-marker"' _ "$out"
+
+# ---- atd: refused for alice with the reason, nothing left; bob's job runs (control) -------------
+check "atd.service runs" C systemctl start atd
+for u in alice bob; do
+    C sh -c "echo '/usr/local/bin/nsprobe >/home/$u/p 2>&1; mv /home/$u/p /home/$u/at.out' |
+        (cd / && setpriv --reuid $u --regid $u --init-groups at now) >/dev/null 2>&1"
+done
+WAIT_TRIES=400 wait_for C test -s /home/bob/at.out
+out=$(C cat /home/bob/at.out 2>&1)
+check_eq "control: bob's at job runs in the host's namespaces" "$host" "$(field ns "$out")"
+check "atd: the journal names the service and why" \
+    wait_for journal_has "^pam_nsjail\(atd:session\): user=alice service=atd policy=students action=refused set=- error=\"atd cannot run a job inside a namespace set"
+check "atd: alice's job did not run, no set, no process of alice" \
+    sh -c "! nsenter -t $BOOT_INIT -a test -e /home/alice/at.out && ! nsenter -t $BOOT_INIT -a nsjail-helper list | grep -q ' alice ' && ! nsenter -t $BOOT_INIT -a pgrep -u alice"
+# Her job stays queued (atd would retry it): taken out, atd stopped.
+C sh -c 'for j in $(atq | cut -f1); do atrm "$j"; done; systemctl stop atd'
 
 # ---- su and runuser, with an ssh login of alice holding her set ---------------------------------
 login_bg alice 3001

@@ -7,7 +7,9 @@
 # and would escape them. cron is not in the VM image: its binary, unit and
 # PAM stack come from the cached Debian 13 root (the same trixie
 # packages). alice (a login open) and bob (none) are students; carol,
-# exempt, is the control. One cron round: at most ~70 s of waiting.
+# exempt, is the control. One cron round: at most ~70 s of waiting. Also
+# a real console login (agetty on a serial line): alice refused with the
+# reason, carol (exempt) gets her shell.
 source "$(dirname "$0")/common.sh"
 source "$REPO/tests/lib/debian13.sh"
 
@@ -102,6 +104,30 @@ check_eq "control: carol's (exempt) job stays in cron.service" \
     "/system.slice/cron.service /system.slice/cron.service" "$cg_carol"
 check "cron, bob: the set ends with the job, and with it the scope" \
     vm_wait "! nsjail-helper list | grep -q ' bob ' && ! pgrep -u bob && ! systemctl list-units --no-legend 'nsjail-$uid_bob-*' | grep -q ."
+# ---- login on a serial console: agetty and login on the VM's second serial port ---------------
+# (a unix socket here, driven by tests/lib/serialdrive.py as a person would).
+vm_ssh 'set -e
+    grep -q "^@include nsjail" /etc/pam.d/login || echo "@include nsjail" >>/etc/pam.d/login
+    echo alice:console-pw-a | chpasswd
+    echo carol:console-pw-c | chpasswd
+    systemctl start serial-getty@ttyS1'
+probe='echo "pidns=$(readlink /proc/self/ns/pid) tty=$(tty)"; exit'
+serial_login() { python3 "$REPO/tests/lib/serialdrive.py" "$VM_DIR/ttyS1.sock" "$1" "$2" "$probe"; }
+out=$(serial_login carol console-pw-c)
+printf '%s\n' "$out" | grep -v '^$' | tail -8 | sed 's/^/# carol on ttyS1: /'
+check_eq "control: carol (exempt) logs in on the serial console, in the VM's own namespaces" \
+    "$(vm_ssh readlink /proc/1/ns/pid) /dev/ttyS1" \
+    "$(sed -n 's/^pidns=\(pid:\[[0-9]*\]\) tty=\(.*\)$/\1 \2/p' <<<"$out" | head -1)"
+out=$(serial_login alice console-pw-a)
+printf '%s\n' "$out" | grep -v '^$' | tail -5 | sed 's/^/# alice on ttyS1: /'
+check "serial console: alice's login is refused after her password, no shell" \
+    grep -q '^\[serialdrive.py: login prompt again after the password, no shell\]$' <<<"$out"
+line=$(vm_ssh "journalctl -q --no-pager -o cat | grep -E '^pam_nsjail\(login:session\): user=alice ' | tail -1")
+echo "# $line"
+check "serial console: the journal names login and why" \
+    grep -q 'service=login policy=students action=refused set=- error="login cannot run a session inside a namespace set' <<<"$line"
+check "serial console: nothing of alice's on ttyS1, no set of hers beyond her ssh login's" \
+    vm_wait "! pgrep -u alice -t ttyS1 && [ \$(nsjail-helper list | grep -c ' alice ') = 1 ]"
 release 3001
 check "after her logout: no set, no process of alice" vm_wait "! pgrep -u alice && [ -z \"\$(nsjail-helper list | tail -n +2)\" ]"
 done_testing
