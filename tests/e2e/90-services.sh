@@ -72,6 +72,15 @@ check "crontab on such a /usr: H0 logs why" \
     log_has "crontab will not work in the new set of uid $uid_alice: make an idmapped mount of it"
 check "explain alice: the crontab group is not lent here, and why" sh -c \
     "nsjail-helper explain alice | grep -q '^not lent:    crontab (gid $crontab_gid): make an idmapped mount of it'"
+# Her live set made there: its record says what it maps, not what was planned.
+ssh_as alice 'exec sleep 30' &
+held=$!
+wait_for sh -c "nsjail-helper list | grep -q ' alice '"
+check "explain alice, a live set made on that /usr: it does not lend the crontab group" sh -c \
+    "nsjail-helper explain alice | grep -qF 'does not lend crontab (gid $crontab_gid) (made before it was lent, or its crontab view could not be made)'"
+# (without a pty sshd keeps the session until its command ends)
+pkill -u alice -fx 'sleep 30'
+wait "$held" 2>/dev/null
 wait_for no_set alice
 # Then /usr/bin/crontab served from a tmpfs (which has them), as it is.
 mkdir "$SB_DIR/crontab.fs"

@@ -161,7 +161,7 @@ pub fn main(args: &[String]) -> CliResult {
                 for g in session::SharedGroup::of_host() {
                     if !lent.contains(&g.gid) {
                         println!(
-                            "             does not lend {} (made before it was lent): crontab fails in it until it ends",
+                            "             does not lend {} (made before it was lent, or its crontab view could not be made): crontab fails in it until it ends",
                             g.describe()
                         );
                     }

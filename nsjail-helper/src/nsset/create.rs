@@ -55,6 +55,7 @@ pub fn create_main(spec: &SetSpec) -> i32 {
                     pid: p.pid,
                     unit: p.unit.clone(),
                     lease: p.lease.clone(),
+                    unlent: p.unlent,
                 })
                 .map_err(Clone::clone)
         )
@@ -90,6 +91,8 @@ struct PendingHolder {
     go: File,
     unit: UnitPlacement,
     lease: Option<crate::net::Lease>,
+    /// The shared group taken back out of the gid map (`Ready::unlent`).
+    unlent: Option<u32>,
 }
 
 impl PendingHolder {
@@ -263,9 +266,13 @@ fn create(spec: &SetSpec) -> Result<PendingHolder, SetError> {
     //     lend the group at all (unless it is one of hers anyway): a login
     //     still works, only crontab fails inside, as it did before.
     let mut gid_map = spec.gid_map.clone();
+    let mut unlent = None;
     if let Some(gid) = spec.crontab_gid {
         if let Err(why) = super::crontab::bind_idmapped(spec.owner.uid, gid) {
             gid_map = super::without_group(&gid_map, gid, &spec.owner.gids);
+            if !spec.owner.gids.contains(&gid) {
+                unlent = Some(gid);
+            }
             crate::log::log(
                 crate::log::Level::Warning,
                 &format!(
@@ -326,6 +333,7 @@ fn create(spec: &SetSpec) -> Result<PendingHolder, SetError> {
                     go,
                     unit,
                     lease,
+                    unlent,
                 });
             if result.is_err() {
                 let _ = kill(Pid::from_raw(holder), Signal::SIGKILL);

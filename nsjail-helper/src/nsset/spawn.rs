@@ -40,6 +40,8 @@ pub struct Spawned {
     pub unit: UnitPlacement,
     /// The set's private network, if it has one.
     pub lease: Option<crate::net::Lease>,
+    /// The shared group H0 did not lend after all (`wire::Ready::unlent`).
+    pub unlent: Option<u32>,
 }
 
 /// The H0 process of a set just created. Once it has said `done`, how it
@@ -129,6 +131,7 @@ impl SetCreator for ExecHelper {
             h0,
             unit: ready.unit,
             lease: ready.lease,
+            unlent: ready.unlent,
         })
     }
 }

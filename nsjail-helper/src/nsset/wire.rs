@@ -293,16 +293,28 @@ pub(super) struct Ready {
     pub unit: UnitPlacement,
     /// The set's private network, if it has one.
     pub lease: Option<crate::net::Lease>,
+    /// A shared group (crontab) the plan's gid map held but H0 took out
+    /// again because its program's view could not be made: the set does
+    /// not map it, and its record must not say it lends it.
+    pub unlent: Option<u32>,
 }
 
 /// H0's first line for `result`.
 pub(super) fn reply_line(result: &Result<Ready, SetError>) -> String {
     match result {
-        Ok(Ready { pid, unit, lease }) => {
-            let net = lease
+        Ok(Ready {
+            pid,
+            unit,
+            lease,
+            unlent,
+        }) => {
+            let mut net = lease
                 .as_ref()
                 .map(|l| format!(" net={}", l.to_wire()))
                 .unwrap_or_default();
+            if let Some(gid) = unlent {
+                net.push_str(&format!(" unlent={gid}"));
+            }
             match unit {
                 UnitPlacement::NoSystemd => format!("ok {pid}{net}"),
                 UnitPlacement::Own(name) => format!("ok {pid}{net} unit={name}"),
@@ -342,6 +354,12 @@ pub(super) fn parse_reply(line: &str) -> Result<Ready, SetError> {
         lease = Some(crate::net::Lease::from_wire(wire).ok_or_else(bad)?);
         unit = after;
     }
+    let mut unlent = None;
+    if let Some(gid) = unit.strip_prefix("unlent=") {
+        let (gid, after) = gid.split_once(' ').unwrap_or((gid, ""));
+        unlent = Some(gid.parse().map_err(|_| bad())?);
+        unit = after;
+    }
     let unit = if unit.is_empty() {
         UnitPlacement::NoSystemd
     } else if let Some(name) = unit.strip_prefix("unit=") {
@@ -353,7 +371,12 @@ pub(super) fn parse_reply(line: &str) -> Result<Ready, SetError> {
     } else {
         return Err(bad());
     };
-    Ok(Ready { pid, unit, lease })
+    Ok(Ready {
+        pid,
+        unit,
+        lease,
+        unlent,
+    })
 }
 
 /// Reads one line (without its newline) from `fd`, giving up at
@@ -595,13 +618,17 @@ mod tests {
                 "systemd: connect /run/dbus/system_bus_socket: No such file".into(),
             ),
         ] {
-            let ready = Ready {
-                pid: 42,
-                unit,
-                lease: None,
-            };
-            assert_eq!(parse_reply(&reply_line(&Ok(ready.clone()))), Ok(ready));
+            for unlent in [None, Some(107)] {
+                let ready = Ready {
+                    pid: 42,
+                    unit: unit.clone(),
+                    lease: None,
+                    unlent,
+                };
+                assert_eq!(parse_reply(&reply_line(&Ok(ready.clone()))), Ok(ready));
+            }
         }
+        assert!(parse_reply("ok 42 unlent=x").is_err());
         assert!(parse_reply("ok 42 frob=1").is_err());
         let e = SetError::new("mount tmpfs on /tmp", "Permission denied");
         assert_eq!(parse_reply(&reply_line(&Err(e.clone()))), Err(e));

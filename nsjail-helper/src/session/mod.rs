@@ -397,6 +397,7 @@ fn create(reg: &Registry, req: &OpenRequest<'_>) -> Result<Opened, SessionError>
         h0,
         unit,
         lease,
+        unlent,
     } = req
         .creator
         .create(&plan.spec, reg.proc_root())
@@ -431,11 +432,13 @@ fn create(reg: &Registry, req: &OpenRequest<'_>) -> Result<Opened, SessionError>
         net: plan.spec.net,
         lease: lease.clone(),
         created: registry::now_secs(),
+        // What the set maps as itself: the plan's identity lines, less a
+        // shared group H0 had to take back out.
         lent_gids: Some(
             plan.spec
                 .gid_map
                 .iter()
-                .filter(|l| l.inside == l.outside)
+                .filter(|l| l.inside == l.outside && Some(l.outside) != unlent)
                 .map(|l| l.outside)
                 .collect(),
         ),

@@ -24,6 +24,8 @@ struct FakeCreator {
     unit: RefCell<UnitPlacement>,
     /// (holder, opener) of every `enlist`.
     enlisted: RefCell<Vec<(ProcId, ProcId)>>,
+    /// What H0 reports it took back out of the gid map.
+    unlent: Cell<Option<u32>>,
 }
 
 impl Default for FakeCreator {
@@ -34,6 +36,7 @@ impl Default for FakeCreator {
             fail: Cell::new(false),
             unit: RefCell::new(UnitPlacement::NoSystemd),
             enlisted: RefCell::default(),
+            unlent: Cell::new(None),
         }
     }
 }
@@ -62,6 +65,7 @@ impl SetCreator for FakeCreator {
             h0: H0::default(),
             unit: self.unit.borrow().clone(),
             lease: None,
+            unlent: self.unlent.get(),
         })
     }
 }
@@ -444,6 +448,21 @@ fn every_set_maps_the_crontab_group_though_she_is_not_in_it() {
     stop_user(&reg, 2001).expect("stop");
     let _ = first.kill();
     let _ = first.wait();
+}
+
+#[test]
+fn a_crontab_group_h0_could_not_lend_is_not_recorded_as_lent() {
+    let host = FakeHost::new("crontabunlent");
+    *host.shared.borrow_mut() = vec![crontab_group(107)];
+    host.creator.unlent.set(Some(107));
+    placed(login(&host, &request("alice", App::Sshd, me())));
+    let spec = host.creator.specs.borrow()[0].clone();
+    assert_eq!(identity_ids(&spec.gid_map), [107, 2001], "planned");
+    let reg = host.registry();
+    let rec = reg.read("u2001").expect("read").expect("record");
+    assert_eq!(rec.lent_gids, Some(vec![2001]), "what the set maps");
+    close(&reg, 2001, "u2001", me().pid).expect("close");
+    stop_user(&reg, 2001).expect("stop");
 }
 
 #[test]
